@@ -1,0 +1,252 @@
+/**
+ * The HA decision: one observation in, one action with a one-line reason out. No I/O, no clock.
+ * Rules and their sources (Patroni 3.0.2 ha.py unless noted):
+ * - Store unreachable while primary → demote before our lock can expire elsewhere (`_handle_dcs_error`).
+ * - Lock held by someone else while primary → demote immediately (split brain guard).
+ * - Lock free → only a healthy, failover-eligible member whose WAL position is the highest among the
+ *   members it can reach, and within `maximum_lag_on_failover`, races (`is_healthiest_node`).
+ * - Leader whose PostgreSQL is down → start it read-only, promote once it runs; give the lock up if
+ *   it is not back within `ttl` (`recover`, "starting as readonly because i had the session lock").
+ * - A member about to follow a leader first checks whether it diverged from the leader's timeline;
+ *   a diverged data dir is rewound, or moved aside only when the config allows (`_handle_rewind_or_reinitialize`).
+ */
+import type { Cluster, Member } from '../dcs/types.js';
+import { findMember } from '../dcs/types.js';
+import { slotNameForMember } from '../postgres/types.js';
+import type { HaDecision, HaObservation, Source } from './types.js';
+
+export function decide(o: HaObservation): HaDecision {
+  if (!o.dcs.ok) {
+    if (o.memory.actionInProgress) return noop(`${o.memory.actionInProgress.name} in progress`);
+    return decideWithoutStore(o, o.dcs.error);
+  }
+  const cluster = o.dcs.cluster;
+  // Checked even while a start is in progress: a leader keeps its lock only if PostgreSQL is back within ttl.
+  if (cluster.leader?.name === o.me.name && pgDownTooLong(o)) {
+    return { action: 'release_lock', reason: 'postgresql did not come back within ttl: releasing the leader lock' };
+  }
+  if (o.memory.actionInProgress) return noop(`${o.memory.actionInProgress.name} in progress`);
+  if (o.pg.dataDir === 'invalid') {
+    return noop('data directory is not empty and not a PostgreSQL data directory: refusing to touch it');
+  }
+  if (o.settings.pause) return decidePaused(o, cluster);
+  if (o.pg.dataDir === 'empty') return decideEmptyDataDir(o, cluster);
+  if (cluster.initialize && o.pg.sysid && cluster.initialize !== o.pg.sysid) {
+    return sysidMismatch(o, cluster.initialize);
+  }
+  if (!o.pg.running) return decideStopped(o, cluster);
+  if (!o.pg.accepting) return noop('postgresql is running but not accepting connections yet');
+  const leader = cluster.leader?.name ?? null;
+  if (leader === o.me.name) return decideLeader(o);
+  if (leader === null) return decideUnlocked(o, cluster);
+  return decideFollower(o, cluster, leader);
+}
+
+/**
+ * Whether the loop must fetch the other members' statuses (GET /patroni) before deciding:
+ * only for a running replica that may race for a free lock.
+ */
+export function needsPeerStatuses(o: Omit<HaObservation, 'peers'>): boolean {
+  return (
+    o.dcs.ok &&
+    o.dcs.cluster.leader === null &&
+    !o.settings.pause &&
+    !o.memory.actionInProgress &&
+    o.pg.dataDir === 'initialized' &&
+    o.pg.running &&
+    o.pg.accepting &&
+    o.pg.inRecovery === true &&
+    !isTrue(o.me.tags.nofailover)
+  );
+}
+
+function decideWithoutStore(o: HaObservation, error: string): HaDecision {
+  if (isRunningPrimary(o)) {
+    return {
+      action: 'demote',
+      reason: `demoting self because the store is not accessible and i was a leader (${error})`,
+      mode: 'graceful',
+      deadline: o.sessionValidUntil,
+      releaseLock: false,
+      follow: null,
+    };
+  }
+  return noop(`store is not accessible: ${error}`);
+}
+
+function decidePaused(o: HaObservation, cluster: Cluster): HaDecision {
+  const leader = cluster.leader?.name ?? null;
+  if (leader === o.me.name && isRunningPrimary(o)) return lead('paused: I am the leader with the lock');
+  if (leader === null && isRunningPrimary(o)) {
+    return { action: 'acquire_lock', reason: 'paused: running as primary without the lock, taking it', promote: false };
+  }
+  return noop('paused: maintenance mode, no automatic actions');
+}
+
+function decideEmptyDataDir(o: HaObservation, cluster: Cluster): HaDecision {
+  if (cluster.initialize === null && cluster.leader === null) {
+    if (o.memory.bootstrapFailed) return noop('bootstrap failed earlier: not retrying (see the log)');
+    return { action: 'bootstrap', reason: 'cluster is not initialized: racing to bootstrap it' };
+  }
+  if (cluster.initialize === '') return noop('waiting for leader to bootstrap');
+  const source = cloneSource(o, cluster);
+  if (!source) return noop('waiting for a running leader to build a replica from');
+  return { action: 'create_replica', reason: `creating a replica from ${source.member}`, source };
+}
+
+function decideStopped(o: HaObservation, cluster: Cluster): HaDecision {
+  const leader = cluster.leader?.name ?? null;
+  if (leader === o.me.name) {
+    return { action: 'start_replica', reason: 'starting as readonly because i had the session lock', upstream: null };
+  }
+  if (leader === null) {
+    return { action: 'start_replica', reason: 'starting as a secondary (no leader yet)', upstream: null };
+  }
+  const upstream = followTarget(o, cluster, leader);
+  if (!upstream) return noop(`waiting for the member data of leader ${leader}`);
+  return rejoin(o, cluster, leader, upstream);
+}
+
+/** Before following a leader, a stopped member proves it has not diverged from the leader's timeline. */
+function rejoin(o: HaObservation, cluster: Cluster, leader: string, upstream: Source): HaDecision {
+  const against = `${leader}@${findMember(cluster, leader)?.data.timeline ?? '?'}`;
+  const verdict = o.memory.rewind?.against === against ? o.memory.rewind.verdict : null;
+  switch (verdict) {
+    case null:
+      return { action: 'check_rewind', reason: `checking whether i diverged from ${leader}`, upstream, against };
+    case 'not_needed':
+    case 'done':
+      return { action: 'start_replica', reason: `starting as a secondary of ${upstream.member}`, upstream };
+    case 'needed':
+      if (o.settings.usePgRewind) {
+        return { action: 'rewind', reason: `diverged from ${leader}: running pg_rewind`, upstream, against };
+      }
+      if (o.settings.removeDataDirectoryOnDivergedTimelines) {
+        return { action: 'reinitialize', reason: `diverged from ${leader} and pg_rewind is off: rebuilding` };
+      }
+      return noop(
+        `diverged from ${leader}: use_pg_rewind is off, staying stopped (enable use_pg_rewind or reinitialize this member)`,
+      );
+    case 'failed':
+      if (o.settings.removeDataDirectoryOnRewindFailure) {
+        return { action: 'reinitialize', reason: 'pg_rewind failed: moving the data directory aside and rebuilding' };
+      }
+      return noop(
+        'pg_rewind failed: staying stopped (set remove_data_directory_on_rewind_failure or reinitialize this member)',
+      );
+  }
+}
+
+function decideLeader(o: HaObservation): HaDecision {
+  if (o.pg.inRecovery === true) {
+    return { action: 'promote', reason: 'promoting self to leader because i had the session lock' };
+  }
+  return lead('no action: I am the leader with the lock');
+}
+
+function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
+  if (isRunningPrimary(o)) {
+    return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
+  }
+  if (isTrue(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
+  const candidate = cluster.failover?.member;
+  if (candidate && candidate !== o.me.name && findMember(cluster, candidate)) {
+    return noop(`manual failover to ${candidate} in progress: not racing`);
+  }
+  const myWal = o.pg.walPosition;
+  const lastLsn = cluster.status.optime ?? null;
+  if (myWal === null) return noop('not racing for the leader lock: my wal position is unknown');
+  if (lastLsn !== null && lastLsn - myWal > o.settings.maximumLagOnFailover) {
+    return noop(`not racing: my wal position is ${lastLsn - myWal} bytes behind the last leader, over maximum_lag_on_failover`);
+  }
+  if (o.peers === null) return noop('not racing yet: statuses of other members unknown');
+  for (const p of o.peers) {
+    if (!p.reachable || p.nofailover || p.name === o.me.name) continue;
+    if (p.inRecovery === false) return noop(`not racing: primary (${p.name}) is still alive`);
+    if (p.walPosition !== null && p.walPosition > myWal) {
+      return noop(`not racing: wal position of ${p.name} is ahead of mine`);
+    }
+  }
+  return { action: 'acquire_lock', reason: 'i am the healthiest member: racing for the leader lock', promote: true };
+}
+
+function decideFollower(o: HaObservation, cluster: Cluster, leader: string): HaDecision {
+  if (o.pg.inRecovery === false) {
+    return {
+      action: 'demote',
+      reason: `demoting self because i do not have the lock and i was a leader (leader is ${leader})`,
+      mode: 'immediate',
+      deadline: null,
+      releaseLock: false,
+      follow: null,
+    };
+  }
+  const upstream = followTarget(o, cluster, leader);
+  if (!upstream) return noop(`waiting for the member data of leader ${leader}`);
+  const want = `${upstream.conn.host}:${upstream.conn.port}`;
+  if (o.pg.upstream !== want) {
+    return { action: 'follow', reason: `following new upstream ${upstream.member} (${want})`, upstream };
+  }
+  return noop(`no action: I am a secondary and i am following a leader (${leader})`);
+}
+
+function sysidMismatch(o: HaObservation, clusterSysid: string): HaDecision {
+  const reason = `system identifier mismatch: data directory has ${o.pg.sysid}, cluster has ${clusterSysid}; refusing to join`;
+  return o.pg.running ? { action: 'stop', reason, mode: 'fast' } : noop(reason);
+}
+
+/** The member to stream from: `replicatefrom` when it runs, else the leader. */
+function followTarget(o: HaObservation, cluster: Cluster, leader: string): Source | null {
+  const from = o.me.tags.replicatefrom;
+  if (typeof from === 'string' && from !== o.me.name) {
+    const m = findMember(cluster, from);
+    if (m && m.data.state === 'running') {
+      const s = sourceFromMember(m, o.me.name);
+      if (s) return s;
+    }
+  }
+  const m = findMember(cluster, leader);
+  return m ? sourceFromMember(m, o.me.name) : null;
+}
+
+/** A running member tagged `clonefrom` spares the leader the copy; else the running leader. */
+function cloneSource(o: HaObservation, cluster: Cluster): Source | null {
+  const running = cluster.members.filter((m) => m.name !== o.me.name && m.data.state === 'running');
+  const tagged = running.find((m) => isTrue(m.data.tags?.clonefrom));
+  const leader = cluster.leader ? running.find((m) => m.name === cluster.leader?.name) : undefined;
+  const chosen = tagged ?? leader;
+  return chosen ? sourceFromMember(chosen, o.me.name) : null;
+}
+
+/** `postgres://host:port/postgres` → where to connect; null if the member published no usable URL. */
+export function sourceFromMember(m: Member, myName: string): Source | null {
+  try {
+    const url = new URL(m.data.conn_url);
+    const port = url.port ? Number(url.port) : 5432;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (!host) return null;
+    return { member: m.name, conn: { host, port, slotName: slotNameForMember(myName) } };
+  } catch {
+    return null;
+  }
+}
+
+function pgDownTooLong(o: HaObservation): boolean {
+  return !o.pg.running && o.memory.pgDownSince !== null && o.now - o.memory.pgDownSince >= o.settings.ttl * 1000;
+}
+
+function isRunningPrimary(o: HaObservation): boolean {
+  return o.pg.running && o.pg.accepting && o.pg.inRecovery === false;
+}
+
+function isTrue(v: unknown): boolean {
+  return v === true || v === 'true' || v === 'on' || v === 'yes';
+}
+
+function noop(reason: string): HaDecision {
+  return { action: 'noop', reason };
+}
+
+function lead(reason: string): HaDecision {
+  return { action: 'lead', reason };
+}

@@ -1,0 +1,119 @@
+/**
+ * What the HA loop sees in one tick (HaObservation) and what it decides (HaDecision).
+ * `decide()` (decide.ts) maps one to the other without I/O or clock reads; `execute()` (execute.ts)
+ * performs the decision. Action names are a stable, documented enum: they are logged every tick
+ * and served by the REST API.
+ */
+import type { Tags } from '../config/types.js';
+import type { Cluster } from '../dcs/types.js';
+import type { PgObservation, StopMode, UpstreamConn } from '../postgres/types.js';
+
+export interface HaSettings {
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly maximumLagOnFailover: number;
+  readonly usePgRewind: boolean;
+  readonly removeDataDirectoryOnRewindFailure: boolean;
+  readonly removeDataDirectoryOnDivergedTimelines: boolean;
+  readonly pause: boolean;
+}
+
+/** A member we could copy from or follow: its name and where its PostgreSQL listens. */
+export interface Source {
+  readonly member: string;
+  readonly conn: UpstreamConn;
+}
+
+/** What a peer answered on GET /patroni during a leader race. */
+export interface PeerStatus {
+  readonly name: string;
+  readonly reachable: boolean;
+  readonly inRecovery: boolean | null;
+  readonly walPosition: number | null;
+  readonly nofailover: boolean;
+}
+
+/** The verdict of a divergence check, remembered between ticks for one upstream timeline. */
+export interface RewindVerdict {
+  /** `<member>@<timeline>`: a new leader or timeline invalidates the verdict. */
+  readonly against: string;
+  readonly verdict: 'needed' | 'not_needed' | 'failed' | 'done';
+}
+
+/** What earlier ticks learned; kept by the loop, read by decide. */
+export interface HaMemory {
+  /** Monotonic time since which PostgreSQL has been seen not running (null: running). */
+  readonly pgDownSince: number | null;
+  readonly rewind: RewindVerdict | null;
+  /** A long action started by an earlier tick is still running (bootstrap, basebackup, rewind). */
+  readonly actionInProgress: { readonly name: string; readonly startedAt: number } | null;
+  /** The last bootstrap attempt failed: do not race again (needs a person). */
+  readonly bootstrapFailed: boolean;
+}
+
+export const initialMemory: HaMemory = Object.freeze({
+  pgDownSince: null,
+  rewind: null,
+  actionInProgress: null,
+  bootstrapFailed: false,
+});
+
+export type DcsView =
+  | { readonly ok: true; readonly cluster: Cluster }
+  | { readonly ok: false; readonly error: string };
+
+export interface HaObservation {
+  /** Monotonic ms. */
+  readonly now: number;
+  readonly me: { readonly name: string; readonly tags: Tags };
+  readonly settings: HaSettings;
+  readonly dcs: DcsView;
+  /** Monotonic ms until which our store session (and a leader key bound to it) surely exists. */
+  readonly sessionValidUntil: number;
+  readonly pg: PgObservation;
+  readonly memory: HaMemory;
+  /** Statuses of the other members, fetched only when the lock is free (see needsPeerStatuses). */
+  readonly peers: readonly PeerStatus[] | null;
+}
+
+export type HaDecision =
+  /** Nothing to do this tick. */
+  | { readonly action: 'noop'; readonly reason: string }
+  /** We hold the lock and run as primary: keep the lock, publish optime, keep slots. */
+  | { readonly action: 'lead'; readonly reason: string }
+  /** Take the `initialize` key; on success run initdb and become the first leader. */
+  | { readonly action: 'bootstrap'; readonly reason: string }
+  /** Build an empty data dir as a copy of `source` (pg_basebackup). */
+  | { readonly action: 'create_replica'; readonly reason: string; readonly source: Source }
+  /** Start the stopped PostgreSQL read-only, streaming from `upstream` (null: no upstream yet). */
+  | { readonly action: 'start_replica'; readonly reason: string; readonly upstream: Source | null }
+  /** Stop PostgreSQL and keep it stopped (e.g. a system identifier mismatch). */
+  | { readonly action: 'stop'; readonly reason: string; readonly mode: StopMode }
+  /** Race for the leader key; `promote` when we win while running as a replica. */
+  | { readonly action: 'acquire_lock'; readonly reason: string; readonly promote: boolean }
+  /** We hold the lock but run as a replica: promote. */
+  | { readonly action: 'promote'; readonly reason: string }
+  /**
+   * Stop running as primary. `deadline` (monotonic ms) is when writes must have stopped at the latest
+   * (our lock may expire then); the executor escalates to an immediate stop to meet it.
+   * `releaseLock`: delete the leader key after the stop. `follow`: restart as a replica of it.
+   */
+  | {
+      readonly action: 'demote';
+      readonly reason: string;
+      readonly mode: 'graceful' | 'immediate';
+      readonly deadline: number | null;
+      readonly releaseLock: boolean;
+      readonly follow: Source | null;
+    }
+  /** Running replica: point primary_conninfo at `upstream`. */
+  | { readonly action: 'follow'; readonly reason: string; readonly upstream: Source }
+  /** Stopped former primary: find out whether it diverged from `upstream` (result goes to memory.rewind). */
+  | { readonly action: 'check_rewind'; readonly reason: string; readonly upstream: Source; readonly against: string }
+  | { readonly action: 'rewind'; readonly reason: string; readonly upstream: Source; readonly against: string }
+  /** Move the data dir aside (never deleted) so that a fresh replica can be built next tick. */
+  | { readonly action: 'reinitialize'; readonly reason: string }
+  /** Delete our leader key (PostgreSQL did not come back in time). */
+  | { readonly action: 'release_lock'; readonly reason: string };
+
+export type HaActionName = HaDecision['action'];
