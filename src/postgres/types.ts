@@ -91,6 +91,11 @@ export interface PostgresControl {
   moveDataDirAside(reason: string): Promise<string>;
   /** Make the set of physical replication slots exactly `names` (primary only). */
   syncSlots(names: readonly string[]): Promise<void>;
+  /**
+   * The current timeline's history file as `[timeline, switch LSN, reason]` rows (primary only):
+   * the leader publishes it in the store's `history` key after a promotion.
+   */
+  timelineHistory?(): Promise<Array<[number, number, string]>>;
   /** Apply parameter changes: reload; report whether a restart is pending. */
   reloadConfig(): Promise<void>;
   close(): Promise<void>;

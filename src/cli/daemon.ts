@@ -1,0 +1,22 @@
+import type { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../util/log.js';
+import { runDaemon } from '../daemon.js';
+
+export function registerDaemon(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the HA agent for one PostgreSQL member (reads a Patroni YAML config)')
+    .argument('[config]', 'Patroni-format YAML config file (may be omitted when PATRONI_* variables configure everything)')
+    .option('--validate-config', 'check the configuration and exit')
+    .action(async (file: string | undefined, opts: { validateConfig?: boolean }) => {
+      const { config, warnings } = loadConfig({ file, env: process.env });
+      const log = createLogger({ name: config.name });
+      for (const w of warnings) log.warn(w);
+      if (opts.validateConfig) {
+        process.stdout.write(`configuration is valid${warnings.length ? ` (${warnings.length} warning(s))` : ''}\n`);
+        return;
+      }
+      await runDaemon(config, log);
+    });
+}

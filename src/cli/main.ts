@@ -1,0 +1,39 @@
+/**
+ * `pgwarden` entry point. Only this file exits the process: subcommands throw ExitError/ConfigError
+ * and the one catch below turns them into a message and an exit code.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, ExitError, errorMessage } from '../util/errors.js';
+import { VERSION } from '../version.js';
+import { registerDaemon } from './daemon.js';
+import { registerLocal } from './local.js';
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('pgwarden')
+    .description('Kubernetes-native PostgreSQL high availability (Patroni-compatible)')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError();
+  registerDaemon(program);
+  registerLocal(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.exitCode = exitCodeFor(e);
+  }
+}
+
+function exitCodeFor(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode;
+  if (e instanceof ConfigError) {
+    process.stderr.write(`pgwarden: invalid configuration: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof ExitError) {
+    if (e.message) process.stderr.write(`pgwarden: ${e.message}\n`);
+    return e.code;
+  }
+  process.stderr.write(`pgwarden: internal error (please report): ${errorMessage(e)}\n`);
+  if (e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return 70;
+}

@@ -1,0 +1,173 @@
+/**
+ * Performs one HaDecision against the ports. Long actions (bootstrap, basebackup, start, rewind) run
+ * in the background through the ActionRunner so the loop keeps its session alive meanwhile; the next
+ * tick sees them as `memory.actionInProgress`.
+ */
+import type { DaemonConfig } from '../config/types.js';
+import type { Cluster, DcsStore } from '../dcs/types.js';
+import { findMember } from '../dcs/types.js';
+import type { PostgresControl } from '../postgres/types.js';
+import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import type { HaDecision, HaMemory, RewindVerdict } from './types.js';
+
+export interface ExecutePorts {
+  readonly store: DcsStore;
+  readonly pg: PostgresControl;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly config: DaemonConfig;
+}
+
+/** Mutable state the executor shares with the loop between ticks. */
+export interface ExecState {
+  memory: HaMemory;
+  /** Last cluster snapshot (for writing initialize/config after bootstrap). */
+  cluster: Cluster | null;
+  /** bootstrap.dcs merged with defaults: written to `config` by the first leader. */
+  bootstrapConfig: Record<string, unknown>;
+  /** Called when something happened that the loop should look at at once. */
+  wake(): void;
+}
+
+/** Generous bounds for PostgreSQL operations (the lock's safety does not depend on them). */
+const START_TIMEOUT_MS = 300_000;
+const PROMOTE_TIMEOUT_MS = 60_000;
+
+export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Promise<void> {
+  switch (d.action) {
+    case 'noop':
+    case 'lead':
+      return;
+    case 'bootstrap':
+      return bootstrap(p, s);
+    case 'create_replica':
+      return runLong(p, s, 'creating replica', async () => {
+        await p.pg.createReplica(d.source.conn);
+        const leader = s.cluster?.leader?.name;
+        const tl = leader ? findMember(s.cluster!, leader)?.data.timeline : undefined;
+        // A fresh copy of the leader cannot have diverged from it.
+        if (leader) setRewind(s, { against: `${leader}@${tl ?? '?'}`, verdict: 'not_needed' });
+      });
+    case 'start_replica':
+      return runLong(p, s, 'starting', () => p.pg.start({ upstream: d.upstream?.conn ?? null, timeoutMs: START_TIMEOUT_MS }));
+    case 'stop':
+      return p.pg.stop(d.mode, 60_000);
+    case 'acquire_lock':
+      return acquireLock(d.promote, p, s);
+    case 'promote':
+      return promote(p, s);
+    case 'demote':
+      return demote(d, p, s);
+    case 'follow':
+      return p.pg.follow(d.upstream.conn);
+    case 'check_rewind': {
+      const needed = await p.pg.rewindNeeded(d.upstream.conn);
+      setRewind(s, { against: d.against, verdict: needed ? 'needed' : 'not_needed' });
+      s.wake();
+      return;
+    }
+    case 'rewind':
+      return runLong(p, s, 'rewinding', async () => {
+        try {
+          await p.pg.rewind(d.upstream.conn);
+          setRewind(s, { against: d.against, verdict: 'done' });
+        } catch (e) {
+          p.log.error({ err: errorMessage(e) }, 'pg_rewind failed');
+          setRewind(s, { against: d.against, verdict: 'failed' });
+        }
+      });
+    case 'reinitialize': {
+      const where = await p.pg.moveDataDirAside('reinit');
+      p.log.warn({ movedTo: where }, 'data directory moved aside (kept, not deleted); a new replica will be built');
+      s.memory = { ...s.memory, rewind: null };
+      s.wake();
+      return;
+    }
+    case 'release_lock':
+      await p.store.deleteLeader();
+      return;
+  }
+}
+
+async function bootstrap(p: ExecutePorts, s: ExecState): Promise<void> {
+  if (!(await p.store.initialize('', true))) {
+    p.log.info('lost the bootstrap race: another member initializes the cluster');
+    return;
+  }
+  return runLong(p, s, 'initializing new cluster', async () => {
+    let sysid: string;
+    try {
+      sysid = await p.pg.bootstrap();
+    } catch (e) {
+      p.log.error({ err: errorMessage(e) }, 'bootstrap failed: giving the initialize key back');
+      s.memory = { ...s.memory, bootstrapFailed: true };
+      await p.pg.stop('immediate', 30_000).catch(() => undefined);
+      const moved = await p.pg.moveDataDirAside('failed-bootstrap').catch(() => null);
+      if (moved) p.log.warn({ movedTo: moved }, 'data directory of the failed bootstrap moved aside');
+      await p.store.cancelInitialization();
+      return;
+    }
+    await p.store.initialize(sysid, false);
+    if (!(await p.store.attemptToAcquireLeader())) {
+      p.log.error('bootstrapped the cluster but could not take the leader lock');
+    }
+    await writeConfigIfMissing(p, s);
+    p.log.info({ sysid }, 'cluster initialized');
+  });
+}
+
+async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState): Promise<void> {
+  if (!(await p.store.attemptToAcquireLeader())) {
+    p.log.info('lost the leader race');
+    return;
+  }
+  p.log.info('acquired the leader lock');
+  if (promoteAfter) await promote(p, s);
+  if (s.cluster && s.cluster.initialize === null) {
+    const obs = await p.pg.observe();
+    if (obs.sysid) await p.store.initialize(obs.sysid, true);
+  }
+  await writeConfigIfMissing(p, s);
+  s.wake();
+}
+
+async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
+  await p.pg.promote(PROMOTE_TIMEOUT_MS);
+  p.log.info('promoted to primary');
+  s.wake();
+}
+
+async function demote(d: Extract<HaDecision, { action: 'demote' }>, p: ExecutePorts, s: ExecState): Promise<void> {
+  const left = d.deadline === null ? 0 : d.deadline - p.clock.now() - 500;
+  const mode = d.mode === 'graceful' && left > 1000 ? 'fast' : 'immediate';
+  await p.pg.stop(mode, mode === 'fast' ? left : 30_000);
+  p.log.warn({ mode }, 'demoted: postgresql stopped');
+  if (d.releaseLock) await p.store.deleteLeader();
+  if (d.follow) await p.pg.start({ upstream: d.follow.conn, timeoutMs: START_TIMEOUT_MS });
+  s.wake();
+}
+
+async function writeConfigIfMissing(p: ExecutePorts, s: ExecState): Promise<void> {
+  const current = s.cluster?.config ?? null;
+  if (current) return;
+  if (await p.store.setConfig(s.bootstrapConfig, null)) p.log.info('wrote the dynamic configuration from bootstrap.dcs');
+}
+
+function setRewind(s: ExecState, v: RewindVerdict): void {
+  s.memory = { ...s.memory, rewind: v };
+}
+
+/** Runs `fn` in the background; the loop sees it as actionInProgress until it settles. */
+function runLong(p: ExecutePorts, s: ExecState, name: string, fn: () => Promise<void>): Promise<void> {
+  if (s.memory.actionInProgress) return Promise.resolve();
+  s.memory = { ...s.memory, actionInProgress: { name, startedAt: p.clock.now() } };
+  void fn()
+    .catch((e: unknown) => p.log.error({ err: errorMessage(e), action: name }, 'action failed'))
+    .finally(() => {
+      s.memory = { ...s.memory, actionInProgress: null };
+      s.wake();
+    });
+  return Promise.resolve();
+}

@@ -1,0 +1,359 @@
+/**
+ * The HA loop: every `loop_wait` seconds (or at once when woken by a leader-key change or an
+ * action that finished) it observes, decides once, executes, and publishes this member's state.
+ *
+ *   observe (store session + snapshot, PostgreSQL, peers when racing) → decide (pure) → execute
+ *
+ * A lease guard timer backs up the loop: while we run as primary, PostgreSQL is stopped
+ * immediately if our session could have expired (the loop being stuck must not give two primaries).
+ */
+import type { DaemonConfig, DynamicConfig } from '../config/types.js';
+import type { Cluster, ClusterStatus, DcsStore, MemberData } from '../dcs/types.js';
+import type { PgObservation, PostgresControl } from '../postgres/types.js';
+import { slotNameForMember } from '../postgres/types.js';
+import type { Clock } from '../util/clock.js';
+import { errorMessage } from '../util/errors.js';
+import type { Logger } from '../util/log.js';
+import { decide, needsPeerStatuses } from './decide.js';
+import { execute, type ExecState } from './execute.js';
+import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
+import { initialMemory } from './types.js';
+
+export type PeerFetcher = (apiUrl: string, timeoutMs: number) => Promise<Record<string, unknown> | null>;
+
+export interface HaLoopDeps {
+  readonly config: DaemonConfig;
+  readonly store: DcsStore;
+  readonly pg: PostgresControl;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly fetchPeer: PeerFetcher;
+  /** Effective dynamic config from the stored `config` value (null: none stored yet). */
+  readonly dynamicFrom: (stored: Record<string, unknown> | null) => DynamicConfig;
+  readonly version: string;
+}
+
+/** What the REST API and `ctl` read: the outcome of the last tick. */
+export interface HaView {
+  cluster: Cluster | null;
+  dcsLastSeen: number | null;
+  pg: PgObservation | null;
+  dynamic: DynamicConfig;
+  isLeader: boolean;
+  lastLoopAt: number | null;
+  lastAction: { action: string; reason: string } | null;
+  state: string;
+  role: 'master' | 'replica' | 'standby_leader' | 'uninitialized' | 'demoted';
+}
+
+export class HaLoop {
+  readonly view: HaView;
+  private readonly exec: ExecState;
+  private wakeUp: (() => void) | null = null;
+  private pendingWake = false;
+  private stopping = false;
+  private running: Promise<void> | null = null;
+  private guard: NodeJS.Timeout | null = null;
+  private prevMembers: Cluster['members'] = [];
+  private unwatch: (() => void) | null = null;
+  private appliedParams = '';
+
+  constructor(private readonly d: HaLoopDeps) {
+    const dynamic = d.dynamicFrom(null);
+    this.view = {
+      cluster: null,
+      dcsLastSeen: null,
+      pg: null,
+      dynamic,
+      isLeader: false,
+      lastLoopAt: null,
+      lastAction: null,
+      state: 'starting',
+      role: 'uninitialized',
+    };
+    this.exec = {
+      memory: initialMemory,
+      cluster: null,
+      bootstrapConfig: dynamicToStored(dynamic),
+      wake: () => this.wake(),
+    };
+    d.pg.configure(dynamic);
+  }
+
+  /** Run ticks until stop(). Resolves when the loop has ended. */
+  start(): void {
+    this.unwatch = this.d.store.watchLeader(() => {
+      // The leader rewrites its own key each tick; only followers need to react at once.
+      if (!this.view.isLeader) this.wake();
+    });
+    this.running = this.run();
+  }
+
+  wake(): void {
+    this.pendingWake = true;
+    this.wakeUp?.();
+  }
+
+  /** Run exactly one tick (tests and the first start). */
+  async tick(): Promise<HaDecision> {
+    const d = this.d;
+    const dcs = await this.readStore();
+    const pg = await d.pg.observe();
+    this.view.pg = pg;
+    this.trackPgDown(pg);
+    const base = this.observation(dcs, pg);
+    const peers = needsPeerStatuses(base) ? await this.fetchPeers(base) : null;
+    const decision = decide({ ...base, peers });
+    d.log.info({ action: decision.action }, decision.reason);
+    this.view.lastAction = { action: decision.action, reason: decision.reason };
+    try {
+      await execute(decision, { store: d.store, pg: d.pg, clock: d.clock, log: d.log, config: d.config }, this.exec);
+    } catch (e) {
+      d.log.error({ action: decision.action, err: errorMessage(e) }, 'action failed');
+    }
+    await this.afterAction(decision, dcs);
+    this.view.lastLoopAt = d.clock.now();
+    return decision;
+  }
+
+  /** Stop the loop; on a primary, shut PostgreSQL down cleanly, then hand the lock over. */
+  async stop(opts: { stopPostgres: boolean }): Promise<void> {
+    this.stopping = true;
+    this.wake();
+    this.unwatch?.();
+    await this.running;
+    this.clearGuard();
+    const { pg, store, log } = this.d;
+    if (!opts.stopPostgres) return;
+    const wasLeader = this.view.isLeader;
+    const timeout = Math.max(this.view.dynamic.primary_stop_timeout, 60) * 1000;
+    try {
+      await pg.stop('fast', timeout);
+      log.info('postgresql stopped');
+    } catch (e) {
+      log.error({ err: errorMessage(e) }, 'could not stop postgresql cleanly');
+    }
+    if (wasLeader) {
+      try {
+        const after = await pg.observe();
+        await store.updateLeader({ optime: after.controlCheckpointLsn ?? undefined });
+        await store.deleteLeader();
+        log.info('leader key released: a replica can take over at once');
+      } catch (e) {
+        log.error({ err: errorMessage(e) }, 'could not release the leader key; it expires after ttl');
+      }
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      const started = this.d.clock.now();
+      await this.tick().catch((e: unknown) => this.d.log.error({ err: errorMessage(e) }, 'HA tick failed'));
+      if (this.stopping) break;
+      await this.sleepUntil(started + this.view.dynamic.loop_wait * 1000);
+    }
+  }
+
+  private async sleepUntil(at: number): Promise<void> {
+    if (this.pendingWake) {
+      this.pendingWake = false;
+      return;
+    }
+    const ac = new AbortController();
+    this.wakeUp = () => ac.abort();
+    await this.d.clock.sleep(Math.max(0, at - this.d.clock.now()), ac.signal);
+    this.wakeUp = null;
+    this.pendingWake = false;
+  }
+
+  private async readStore(): Promise<DcsView> {
+    const { store, clock } = this.d;
+    try {
+      await store.refreshSession();
+      const cluster = await store.load();
+      this.prevMembers = this.exec.cluster?.members ?? [];
+      this.exec.cluster = cluster;
+      this.view.cluster = cluster;
+      this.view.dcsLastSeen = Math.floor(clock.wallNow().getTime() / 1000);
+      this.view.isLeader = cluster.leader?.name === this.d.config.name;
+      this.applyDynamic(cluster);
+      return { ok: true, cluster };
+    } catch (e) {
+      return { ok: false, error: errorMessage(e) };
+    }
+  }
+
+  private applyDynamic(cluster: Cluster): void {
+    const dynamic = this.d.dynamicFrom((cluster.config?.value as Record<string, unknown>) ?? null);
+    const prev = this.view.dynamic;
+    this.view.dynamic = dynamic;
+    if (dynamic.ttl !== prev.ttl || dynamic.retry_timeout !== prev.retry_timeout) {
+      this.d.store.setTimeouts({ ttl: dynamic.ttl, retryTimeout: dynamic.retry_timeout });
+    }
+    this.d.pg.configure(dynamic);
+  }
+
+  private observation(dcs: DcsView, pg: PgObservation): Omit<HaObservation, 'peers'> {
+    const { config, clock, store } = this.d;
+    const dyn = this.view.dynamic;
+    const settings: HaSettings = {
+      ttl: dyn.ttl,
+      loopWait: dyn.loop_wait,
+      maximumLagOnFailover: dyn.maximum_lag_on_failover,
+      usePgRewind: config.postgresql.use_pg_rewind ?? dyn.postgresql.use_pg_rewind,
+      removeDataDirectoryOnRewindFailure: config.postgresql.remove_data_directory_on_rewind_failure,
+      removeDataDirectoryOnDivergedTimelines: config.postgresql.remove_data_directory_on_diverged_timelines,
+      pause: dyn.pause,
+    };
+    return {
+      now: clock.now(),
+      me: { name: config.name, tags: config.tags },
+      settings,
+      dcs,
+      sessionValidUntil: store.sessionValidUntil(),
+      pg,
+      memory: this.exec.memory,
+    };
+  }
+
+  private trackPgDown(pg: PgObservation): void {
+    const m = this.exec.memory;
+    if (pg.running && m.pgDownSince !== null) this.exec.memory = { ...m, pgDownSince: null };
+    if (!pg.running && m.pgDownSince === null && pg.dataDir === 'initialized') {
+      this.exec.memory = { ...m, pgDownSince: this.d.clock.now() };
+    }
+  }
+
+  /** GET /patroni of every other member we know of (this and the previous snapshot), in parallel. */
+  private async fetchPeers(o: Omit<HaObservation, 'peers'>): Promise<PeerStatus[]> {
+    const cluster = o.dcs.ok ? o.dcs.cluster : null;
+    const byName = new Map<string, string>();
+    for (const m of [...this.prevMembers, ...(cluster?.members ?? [])]) {
+      if (m.name !== this.d.config.name && m.data.api_url) byName.set(m.name, m.data.api_url);
+    }
+    const timeout = Math.min(2000, this.view.dynamic.retry_timeout * 1000);
+    return Promise.all(
+      [...byName].map(async ([name, url]) => peerStatus(name, await this.d.fetchPeer(url, timeout).catch(() => null))),
+    );
+  }
+
+  /** Publish our member key; on the leader also the optime, slots and timeline history. */
+  private async afterAction(decision: HaDecision, dcs: DcsView): Promise<void> {
+    const pg = await this.d.pg.observe().catch(() => this.view.pg);
+    if (pg) this.view.pg = pg;
+    this.updateRole(pg);
+    if (!dcs.ok) return this.armGuard(pg);
+    try {
+      if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
+      await this.d.store.touchMember(this.memberData(pg));
+    } catch (e) {
+      this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
+    }
+    this.armGuard(pg);
+  }
+
+  private async leaderHousekeeping(cluster: Cluster, pg: PgObservation): Promise<void> {
+    const { store, log } = this.d;
+    const status: ClusterStatus = { optime: pg.walPosition ?? undefined };
+    if (!(await store.updateLeader(status))) {
+      log.error('could not renew the leader lock: it is no longer ours');
+      this.view.isLeader = false;
+      this.wake();
+      return;
+    }
+    if (this.view.dynamic.postgresql.use_slots) {
+      const names = cluster.members
+        .filter((m) => m.name !== this.d.config.name)
+        .filter((m) => !m.data.tags?.replicatefrom || m.data.tags.replicatefrom === this.d.config.name)
+        .map((m) => slotNameForMember(m.name));
+      await this.d.pg.syncSlots(names).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
+    }
+    const params = JSON.stringify(this.view.dynamic.postgresql.parameters);
+    if (this.appliedParams && params !== this.appliedParams) await this.d.pg.reloadConfig();
+    this.appliedParams = params;
+    await this.updateHistory(cluster, pg);
+  }
+
+  /** After a promotion the leader appends the timeline switch to `history` (Patroni's update_cluster_history). */
+  private async updateHistory(cluster: Cluster, pg: PgObservation): Promise<void> {
+    const tl = pg.timeline;
+    if (!tl || tl <= 1) return;
+    const last = cluster.history.at(-1)?.[0] ?? 0;
+    if (last >= tl - 1) return;
+    const entries = await this.d.pg.timelineHistory?.().catch(() => null);
+    if (!entries) return;
+    const ts = this.d.clock.wallNow().toISOString();
+    const known = new Map(cluster.history.map((h) => [h[0], h]));
+    const merged = entries.map(([t, lsn, reason]) => known.get(t) ?? ([t, lsn, reason, ts, this.d.config.name] as const));
+    await this.d.store.setHistory(merged);
+  }
+
+  private updateRole(pg: PgObservation | null): void {
+    const v = this.view;
+    const act = this.exec.memory.actionInProgress?.name;
+    if (act) v.state = act;
+    else if (!pg || pg.dataDir !== 'initialized') v.state = 'stopped';
+    else v.state = pg.running ? (pg.accepting ? 'running' : 'starting') : 'stopped';
+    if (!pg || pg.dataDir !== 'initialized') v.role = 'uninitialized';
+    else if (pg.running && pg.inRecovery === false) v.role = 'master';
+    else v.role = 'replica';
+  }
+
+  private memberData(pg: PgObservation | null): MemberData {
+    const { config, version } = this.d;
+    const data: MemberData = {
+      conn_url: `postgres://${config.postgresql.connect_address}/postgres`,
+      api_url: `${config.restapi.certfile ? 'https' : 'http'}://${config.restapi.connect_address}/patroni`,
+      state: this.view.state,
+      role: this.view.role,
+      version,
+    };
+    if (pg?.running && pg.walPosition !== null) data.xlog_location = pg.walPosition;
+    if (pg?.timeline) data.timeline = pg.timeline;
+    if (Object.keys(config.tags).length > 0) data.tags = config.tags;
+    if (pg?.pendingRestart) data.pending_restart = true;
+    return data;
+  }
+
+  /** Backup for the loop: stop a primary at once when our session may have expired. */
+  private armGuard(pg: PgObservation | null): void {
+    this.clearGuard();
+    if (!pg?.running || pg.inRecovery !== false || this.stopping) return;
+    const margin = Math.min(1000, this.view.dynamic.ttl * 100);
+    const delay = this.d.store.sessionValidUntil() - this.d.clock.now() - margin;
+    this.guard = setTimeout(() => {
+      this.d.log.error('lease guard: the leader lock may have expired and the loop did not demote; stopping postgresql now');
+      void this.d.pg.stop('immediate', 30_000).catch(() => undefined);
+    }, Math.max(0, delay));
+    this.guard.unref();
+  }
+
+  private clearGuard(): void {
+    if (this.guard) clearTimeout(this.guard);
+    this.guard = null;
+  }
+}
+
+function peerStatus(name: string, body: Record<string, unknown> | null): PeerStatus {
+  if (!body) return { name, reachable: false, inRecovery: null, walPosition: null, nofailover: false };
+  const xlog = (body.xlog ?? {}) as Record<string, unknown>;
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  const positions = [num(xlog.location), num(xlog.received_location), num(xlog.replayed_location)].filter(
+    (v): v is number => v !== null,
+  );
+  const tags = (body.tags ?? {}) as Record<string, unknown>;
+  return {
+    name,
+    reachable: body.state === 'running',
+    inRecovery: body.role === 'master' || body.role === 'primary' ? false : true,
+    walPosition: positions.length ? Math.max(...positions) : null,
+    nofailover: tags.nofailover === true,
+  };
+}
+
+/** The dynamic config as Patroni stores it in the `config` key. */
+function dynamicToStored(d: DynamicConfig): Record<string, unknown> {
+  const { raw, ...rest } = d;
+  return { ...raw, ...rest, postgresql: { ...(raw.postgresql as object | undefined), ...d.postgresql } };
+}
+
