@@ -133,10 +133,13 @@ export class HaLoop {
     } catch (e) {
       log.error({ err: errorMessage(e) }, 'could not stop postgresql cleanly');
     }
+    // Peers racing for the lock ask our REST API first: it must no longer say "running primary".
+    const after = await pg.observe().catch(() => null);
+    this.view.pg = after;
+    this.updateRole(after);
     if (wasLeader) {
       try {
-        const after = await pg.observe();
-        await store.updateLeader({ optime: after.controlCheckpointLsn ?? undefined });
+        await store.updateLeader({ optime: after?.controlCheckpointLsn ?? undefined });
         await store.deleteLeader();
         log.info('leader key released: a replica can take over at once');
       } catch (e) {
@@ -244,6 +247,7 @@ export class HaLoop {
     this.updateRole(pg);
     if (!dcs.ok) return this.armGuard(pg);
     try {
+      if (pg?.running) await this.reloadIfParametersChanged();
       if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
       await this.d.store.touchMember(this.memberData(pg));
     } catch (e) {
@@ -268,10 +272,17 @@ export class HaLoop {
         .map((m) => slotNameForMember(m.name));
       await this.d.pg.syncSlots(names).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
     }
-    const params = JSON.stringify(this.view.dynamic.postgresql.parameters);
-    if (this.appliedParams && params !== this.appliedParams) await this.d.pg.reloadConfig();
-    this.appliedParams = params;
     await this.updateHistory(cluster, pg);
+  }
+
+  /** Dynamic `postgresql.parameters` changed in the store: every member rewrites its config and reloads. */
+  private async reloadIfParametersChanged(): Promise<void> {
+    const params = JSON.stringify(this.view.dynamic.postgresql.parameters);
+    if (this.appliedParams && params !== this.appliedParams) {
+      this.d.log.info('dynamic postgresql parameters changed: reloading');
+      await this.d.pg.reloadConfig();
+    }
+    this.appliedParams = params;
   }
 
   /** After a promotion the leader appends the timeline switch to `history` (Patroni's update_cluster_history). */

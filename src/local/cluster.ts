@@ -35,6 +35,8 @@ export interface LocalState {
   timing: { ttl: number; loop_wait: number; retry_timeout: number };
   etcd: { clientPort: number; peerPort: number; pid: number | null; startTime: string | null };
   members: LocalMember[];
+  /** Which daemon runs the members: ours, or Debian's Patroni (benchmarks and conformance tests). */
+  engine?: 'pgwarden' | 'patroni';
   /** Extra `bootstrap.dcs` / `postgresql` settings merged into each member's config. */
   extra?: { dcs?: Record<string, unknown>; postgresql?: Record<string, unknown>; tags?: Record<string, Record<string, unknown>> };
 }
@@ -47,6 +49,7 @@ export interface CreateOptions {
   loopWait?: number;
   retryTimeout?: number;
   extra?: LocalState['extra'];
+  engine?: LocalState['engine'];
 }
 
 const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
@@ -78,6 +81,7 @@ export async function createLocalCluster(opts: CreateOptions): Promise<LocalStat
     etcd: { clientPort: await freePort(), peerPort: await freePort(), pid: null, startTime: null },
     members,
     extra: opts.extra,
+    engine: opts.engine ?? 'pgwarden',
   };
   for (const m of members) writeMemberConfig(state, m);
   saveState(state);
@@ -171,7 +175,9 @@ export function startMember(state: LocalState, name: string, env: NodeJS.Process
   const user = pgOsUser();
   const out = openSync(m.logFile, 'a');
   if (user) chownSync(m.logFile, user.uid, user.gid);
-  const child = spawn(process.execPath, [BIN, 'daemon', m.configFile], {
+  const [cmd, args] =
+    state.engine === 'patroni' ? ['patroni', [m.configFile]] : [process.execPath, [BIN, 'daemon', m.configFile]];
+  const child = spawn(cmd, args, {
     cwd: join(state.dir, m.name),
     detached: true,
     stdio: ['ignore', out, out],
