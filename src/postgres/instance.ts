@@ -179,7 +179,7 @@ export class LocalPostgres implements PostgresControl {
     const cur = parseLsn(row.cur as string | null);
     let replication: ReplicationRow[] = [];
     if (!inRecovery) {
-      const rr = await c.query(`SELECT usename::text, application_name, client_addr::text, state, sync_state, sync_priority,
+      const rr = await c.query(`SELECT usename::text, application_name, host(client_addr) AS client_addr, state, sync_state, sync_priority,
         flush_lsn::text AS flush, replay_lsn::text AS replay FROM pg_stat_replication ORDER BY application_name`);
       replication = rr.rows.map((x: Record<string, unknown>) => ({
         usename: String(x.usename ?? ''),
