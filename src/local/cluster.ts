@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -58,6 +58,8 @@ const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
 export async function createLocalCluster(opts: CreateOptions): Promise<LocalState> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
+  // The daemons run as the PostgreSQL user: they must be able to enter the cluster dir (mkdtemp makes it 0700).
+  chmodSync(dir, 0o755);
   const members: LocalMember[] = [];
   for (let i = 1; i <= opts.members; i++) {
     const name = `member-${i}`;
