@@ -11,12 +11,13 @@ export function registerDaemon(program: Command): void {
     .option('--validate-config', 'check the configuration and exit')
     .action(async (file: string | undefined, opts: { validateConfig?: boolean }) => {
       const { config, warnings } = loadConfig({ file, env: process.env });
-      const log = createLogger({ name: config.name });
-      for (const w of warnings) log.warn(w);
       if (opts.validateConfig) {
+        for (const w of warnings) process.stderr.write(`pgwarden: warning: ${w}\n`);
         process.stdout.write(`configuration is valid${warnings.length ? ` (${warnings.length} warning(s))` : ''}\n`);
         return;
       }
+      const log = createLogger({ name: config.name });
+      for (const w of warnings) log.warn(w);
       await runDaemon(config, log);
     });
 }

@@ -111,7 +111,7 @@ export class HaLoop {
     } catch (e) {
       d.log.error({ action: decision.action, err: errorMessage(e) }, 'action failed');
     }
-    await this.afterAction(decision, dcs);
+    await this.afterAction(decision, dcs, pg);
     this.view.lastLoopAt = d.clock.now();
     return decision;
   }
@@ -241,8 +241,10 @@ export class HaLoop {
   }
 
   /** Publish our member key; on the leader also the optime, slots and timeline history. */
-  private async afterAction(decision: HaDecision, dcs: DcsView): Promise<void> {
-    const pg = await this.d.pg.observe().catch(() => this.view.pg);
+  private async afterAction(decision: HaDecision, dcs: DcsView, before: PgObservation): Promise<void> {
+    // After an action PostgreSQL may have changed: look again; after noop/lead the first look stands.
+    const unchanged = decision.action === 'noop' || decision.action === 'lead';
+    const pg = unchanged ? before : await this.d.pg.observe().catch(() => this.view.pg);
     if (pg) this.view.pg = pg;
     this.updateRole(pg);
     if (!dcs.ok) return this.armGuard(pg);

@@ -53,6 +53,8 @@ export interface CreateOptions {
 }
 
 const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
+/** The same V8 settings as bin/pgwarden's shebang: a small young generation keeps an idle daemon's RSS down. */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
 
 /** Lay out a new cluster: ports, passwords, dirs and one Patroni-format config per member. */
 export async function createLocalCluster(opts: CreateOptions): Promise<LocalState> {
@@ -178,7 +180,7 @@ export function startMember(state: LocalState, name: string, env: NodeJS.Process
   const out = openSync(m.logFile, 'a');
   if (user) chownSync(m.logFile, user.uid, user.gid);
   const [cmd, args] =
-    state.engine === 'patroni' ? ['patroni', [m.configFile]] : [process.execPath, [BIN, 'daemon', m.configFile]];
+    state.engine === 'patroni' ? ['patroni', [m.configFile]] : [process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'daemon', m.configFile]];
   const child = spawn(cmd, args, {
     cwd: join(state.dir, m.name),
     detached: true,

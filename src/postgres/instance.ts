@@ -54,6 +54,7 @@ export class LocalPostgres implements PostgresControl {
   readonly dataDir: string;
   readonly logFile: string;
   private client: pg.Client | null = null;
+  private cachedControl: ControlData | null = null;
   /** The standby settings we last wrote (null: primary). */
   private standby: { upstream: UpstreamConn | null } | null = null;
 
@@ -131,8 +132,15 @@ export class LocalPostgres implements PostgresControl {
 
   async observe(): Promise<PgObservation> {
     const dataDir = this.dataDirState();
-    if (dataDir !== 'initialized') return { ...EMPTY_OBS, dataDir };
-    const cd = await this.controlData();
+    if (dataDir !== 'initialized') {
+      this.cachedControl = null;
+      return { ...EMPTY_OBS, dataDir };
+    }
+    const running = this.postmasterPid() !== null;
+    // pg_control changes under a running server only at checkpoints, and what the HA loop needs from it
+    // (system identifier, state at shutdown) matters while it is stopped: read it then, not every tick.
+    const cd = running && this.cachedControl ? this.cachedControl : await this.controlData();
+    this.cachedControl = running ? cd : null;
     const base: PgObservation = {
       ...EMPTY_OBS,
       dataDir,
@@ -141,7 +149,7 @@ export class LocalPostgres implements PostgresControl {
       controlTimeline: cd?.timeline ?? null,
       controlCheckpointLsn: cd?.checkpointLsn ?? null,
       standbySignal: existsSync(join(this.dataDir, 'standby.signal')),
-      running: this.postmasterPid() !== null,
+      running,
     };
     if (!base.running) {
       await this.disconnect();
@@ -406,16 +414,31 @@ export class LocalPostgres implements PostgresControl {
   }
 
   async promote(timeoutMs: number): Promise<void> {
-    const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-    await this.mustRun('pg_ctl', ['promote', '-D', this.dataDir, '-w', '-t', secs], timeoutMs + 5000);
+    // pg_ctl's own wait polls slowly; we watch pg_is_in_recovery() closely instead: every
+    // millisecond here is a millisecond without a primary.
+    await this.mustRun('pg_ctl', ['promote', '-D', this.dataDir, '-W'], 30_000);
     const deadline = this.clock.now() + timeoutMs;
     while ((await this.query('SELECT pg_is_in_recovery() AS r'))[0]?.r === true) {
       if (this.clock.now() > deadline) throw new PostgresError('promote: still in recovery');
-      await this.clock.sleep(50);
+      await this.clock.sleep(10);
     }
     this.writeConfig(null);
-    // pg_rewind of other members reads the timeline from our control file: make it current now.
-    await this.query('CHECKPOINT');
+    this.checkpointInBackground();
+  }
+
+  /**
+   * pg_rewind of other members reads our timeline from the control file, which a checkpoint updates
+   * (Patroni's checkpoint_after_promote). Writes are accepted meanwhile, so nobody waits for it.
+   */
+  private checkpointInBackground(): void {
+    const c = new pg.Client({ ...this.connParams(), statement_timeout: 0 });
+    c.on('error', () => undefined);
+    void c
+      .connect()
+      .then(() => c.query('CHECKPOINT'))
+      .then(() => this.log.info('checkpoint after promote done'))
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'checkpoint after promote failed'))
+      .finally(() => void c.end().catch(() => undefined));
   }
 
   async follow(upstream: UpstreamConn): Promise<void> {

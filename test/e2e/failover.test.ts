@@ -144,6 +144,27 @@ test('SIGTERM of the primary daemon: a replica is primary well before the TTL', 
   assert.equal(leaderOf(view).name, next);
 });
 
+test('PostgreSQL killed under a living daemon: the daemon restarts it and keeps the lock', async () => {
+  const leader = leaderOf(view).name;
+  await query(tc.state, leader, "INSERT INTO probe VALUES ('before-crash')");
+  const pm = postmasterPid(tc.state, leader);
+  assert.ok(pm, 'the leader runs a postmaster');
+  process.kill(pm, 'SIGKILL');
+  await waitFor(`${leader} to accept writes again`, TTL * 1000 + 30_000, async () => {
+    try {
+      await query(tc.state, leader, "INSERT INTO probe VALUES ('after-crash')");
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  view = await waitHealthy(tc.state, 120_000);
+  assert.equal(leaderOf(view).name, leader, 'the lock stayed with the member whose PostgreSQL came back within ttl');
+  assert.equal((await query(tc.state, leader, "SELECT 1 FROM probe WHERE v = 'before-crash'")).length, 1, 'crash recovery kept the row');
+  const log = memberLog(tc.state, leader);
+  assert.match(log, /starting as readonly because i had the session lock/);
+});
+
 test('a primary cut off from etcd stops accepting writes before its TTL has passed', async () => {
   const leader = leaderOf(view).name;
   tc.etcd.pause();

@@ -1,0 +1,123 @@
+/**
+ * bench/soak — no false failover under load at a short TTL. For each engine (pgwarden, then Debian's
+ * Patroni, identical configs): a 3-member cluster at ttl 5 / loop_wait 1 / retry_timeout 2, pgbench
+ * writing to the primary and two busy-looping processes hogging both cores, for `--minutes`.
+ * Prints the leader changes (timeline switches) seen; the right number is 0.
+ *
+ *   node --import tsx bench/soak.ts [--minutes 10] [--only pgwarden|patroni] [--ttl 5 --loop-wait 1 --retry-timeout 2]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { findBinDir } from '../src/postgres/bin.js';
+import { createLocalCluster, member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
+import { fetchCluster, localDown } from '../src/local/run.js';
+import { systemClock as clock } from '../src/util/clock.js';
+
+type Engine = 'pgwarden' | 'patroni';
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    only: { type: 'string' },
+    ttl: { type: 'string', default: '5' },
+    'loop-wait': { type: 'string', default: '1' },
+    'retry-timeout': { type: 'string', default: '2' },
+  },
+});
+
+const bin = findBinDir();
+
+async function main(): Promise<void> {
+  const engines: Engine[] = args.only ? [args.only as Engine] : ['pgwarden', 'patroni'];
+  const out: Array<[Engine, number, number]> = [];
+  for (const e of engines) out.push([e, ...(await soak(e))]);
+  log(`\n${'engine'.padEnd(10)}${'leader changes'.padStart(16)}${'pgbench tps'.padStart(14)}`);
+  for (const [e, changes, tps] of out) log(`${e.padEnd(10)}${String(changes).padStart(16)}${tps.toFixed(0).padStart(14)}`);
+}
+
+async function soak(engine: Engine): Promise<[number, number]> {
+  const dir = mkdtempSync(`/tmp/pgwarden-soak-${engine}-`);
+  const state = await createLocalCluster({
+    dir,
+    members: 3,
+    ttl: Number(args.ttl),
+    loopWait: Number(args['loop-wait']),
+    retryTimeout: Number(args['retry-timeout']),
+    engine,
+    extra: { postgresql: { bin_dir: bin } },
+  });
+  const children: ChildProcess[] = [];
+  try {
+    await startLocalEtcd(state);
+    for (const m of state.members) startMember(state, m.name);
+    const leader = await healthyLeader(state);
+    log(`${engine}: healthy, leader ${leader}; soaking ${args.minutes} min under pgbench + CPU hogs`);
+    const secs = Math.round(Number(args.minutes) * 60);
+    await pgbench(state, leader, ['-i', '-s', '5', '-q']);
+    const bench = pgbenchChild(state, leader, ['-c', '4', '-j', '2', '-T', String(secs), '-n']);
+    children.push(bench.child);
+    for (let i = 0; i < 2; i++) {
+      children.push(spawn('timeout', [String(secs), process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
+    }
+    const timelines = new Set<number>();
+    const leaders = new Set<string>([leader]);
+    const end = clock.now() + secs * 1000;
+    while (clock.now() < end) {
+      const c = await fetchCluster(state);
+      for (const m of c?.members ?? []) {
+        if (m.role === 'leader') leaders.add(m.name);
+        if (typeof m.timeline === 'number') timelines.add(m.timeline);
+      }
+      await clock.sleep(1000);
+    }
+    const tps = await bench.tps;
+    const changes = Math.max(timelines.size - 1, leaders.size - 1);
+    log(`${engine}: leader changes ${changes} (leaders seen: ${[...leaders].join(', ')}), pgbench ${tps.toFixed(0)} tps`);
+    return [changes, tps];
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await localDown(dir, { info: () => undefined }).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pgbenchEnv(state: LocalState): NodeJS.ProcessEnv {
+  return { ...process.env, PGPASSWORD: state.superuser.password, PGUSER: state.superuser.username, PGHOST: '127.0.0.1' };
+}
+
+function pgbench(state: LocalState, name: string, extra: string[]): Promise<void> {
+  const { child, tps } = pgbenchChild(state, name, extra);
+  void child;
+  return tps.then(() => undefined);
+}
+
+function pgbenchChild(state: LocalState, name: string, extra: string[]): { child: ChildProcess; tps: Promise<number> } {
+  const child = spawn(join(bin, 'pgbench'), ['-p', String(member(state, name).pgPort), ...extra, 'postgres'], { env: pgbenchEnv(state), stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const tps = new Promise<number>((resolve) =>
+    child.on('close', () => resolve(Number(/tps = ([\d.]+)/.exec(text)?.[1] ?? 0))),
+  );
+  return { child, tps };
+}
+
+async function healthyLeader(state: LocalState): Promise<string> {
+  const end = clock.now() + 300_000;
+  for (;;) {
+    const c = await fetchCluster(state);
+    const leader = c?.members.find((m) => m.role === 'leader' && m.state === 'running');
+    const replicas = c?.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number') ?? [];
+    if (leader && replicas.length === state.members.length - 1) return leader.name;
+    if (clock.now() > end) throw new Error('cluster not healthy');
+    await clock.sleep(500);
+  }
+}
+
+function log(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
+
+await main();

@@ -1,0 +1,63 @@
+/** The `pgwarden` binary from the checkout: exit codes and one-line errors a person sees. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../docs/examples/patroni-etcd3.yml', import.meta.url));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--validate-config accepts a Patroni config unchanged', () => {
+  const r = run(['daemon', '--validate-config', EXAMPLE]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /configuration is valid/);
+});
+
+test('a bad config exits 2 with one line naming the key and the reason', (t) => {
+  const dir = mkdtempSync('/tmp/pgwarden-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'bad.yml');
+  writeFileSync(file, 'scope: x\nname: m\nrestapi: {listen: "127.0.0.1:8008"}\netcd3: {hosts: "127.0.0.1:2379"}\npostgresql:\n  listen: 127.0.0.1:5432\n  authentication: {superuser: {username: postgres}, replication: {username: rep}}\n');
+  const r = run(['daemon', file]);
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /postgresql\.data_dir: required/);
+});
+
+test('a missing config file is a clear error, not a stack trace', () => {
+  const r = run(['daemon', '/nonexistent.yml']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /cannot read config file \/nonexistent\.yml/);
+  assert.doesNotMatch(r.stderr, /at .*\.js:\d+/);
+});
+
+test('unsupported keys are warned about, by name', (t) => {
+  const dir = mkdtempSync('/tmp/pgwarden-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'w.yml');
+  writeFileSync(file, `watchdog:\n  mode: automatic\n${(spawnSync('cat', [EXAMPLE], { encoding: 'utf8' }).stdout)}`);
+  const r = run(['daemon', '--validate-config', file]);
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /watchdog: not supported yet/);
+});
+
+test('local status without a cluster exits non-zero with a hint', () => {
+  const r = run(['local', 'status', '--dir', '/tmp/pgwarden-no-such-cluster']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /pgwarden local up/);
+});
+
+test('unknown commands and options are refused', () => {
+  assert.notEqual(run(['frobnicate']).code, 0);
+  const r = run(['local', 'up', '--members', 'lots']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--members/);
+});
