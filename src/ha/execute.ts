@@ -29,6 +29,8 @@ export interface ExecState {
   bootstrapConfig: Record<string, unknown>;
   /** Called when something happened that the loop should look at at once. */
   wake(): void;
+  /** Observe PostgreSQL and publish our member key now (not at the end of the tick). */
+  publish(state?: string): Promise<void>;
 }
 
 /** Generous bounds for PostgreSQL operations (the lock's safety does not depend on them). */
@@ -110,6 +112,8 @@ async function bootstrap(p: ExecutePorts, s: ExecState): Promise<void> {
       return;
     }
     await p.store.initialize(sysid, false);
+    // Publish "running" before taking the lock: replicas woken by the new leader key can copy at once.
+    await s.publish('running');
     if (!(await p.store.attemptToAcquireLeader())) {
       p.log.error('bootstrapped the cluster but could not take the leader lock');
     }

@@ -76,6 +76,7 @@ export class HaLoop {
       cluster: null,
       bootstrapConfig: dynamicToStored(dynamic),
       wake: () => this.wake(),
+      publish: (state) => this.publishNow(state),
     };
     d.pg.configure(dynamic);
   }
@@ -256,6 +257,14 @@ export class HaLoop {
       this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
     }
     this.armGuard(pg);
+  }
+
+  private async publishNow(state?: string): Promise<void> {
+    const pg = await this.d.pg.observe();
+    this.view.pg = pg;
+    this.updateRole(pg);
+    if (state) this.view.state = state;
+    await this.d.store.touchMember(this.memberData(pg));
   }
 
   private async leaderHousekeeping(cluster: Cluster, pg: PgObservation): Promise<void> {
