@@ -1,0 +1,131 @@
+/** An in-memory PostgreSQL for HA loop tests: the PostgresControl port, no processes. */
+import type { DynamicConfig } from '../../src/config/types.js';
+import type { PgObservation, PostgresControl, StopMode, UpstreamConn } from '../../src/postgres/types.js';
+
+export interface FakeCluster {
+  sysid: string;
+  /** Shared WAL "position" of the primary, advanced by writes. */
+  instances: Map<string, FakePostgres>;
+}
+
+export class FakePostgres implements PostgresControl {
+  dataDir: 'empty' | 'initialized' = 'empty';
+  running = false;
+  inRecovery = true;
+  wal = 0;
+  timeline = 1;
+  sysid: string | null = null;
+  upstream: UpstreamConn | null = null;
+  slots: string[] = [];
+  calls: string[] = [];
+  /** Set to make the next start fail. */
+  failStart = false;
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+    private readonly world: FakeCluster,
+  ) {
+    world.instances.set(name, this);
+  }
+
+  configure(_dynamic: DynamicConfig): void {}
+
+  async observe(): Promise<PgObservation> {
+    const up = this.running;
+    return {
+      dataDir: this.dataDir,
+      sysid: this.sysid,
+      controlState: this.dataDir === 'empty' ? null : this.inRecovery ? 'shut down in recovery' : 'shut down',
+      controlTimeline: this.dataDir === 'empty' ? null : this.timeline,
+      controlCheckpointLsn: this.dataDir === 'empty' ? null : this.wal,
+      running: up,
+      accepting: up,
+      inRecovery: up ? this.inRecovery : null,
+      timeline: up ? this.timeline : null,
+      walPosition: up ? this.wal : null,
+      receiveLsn: up && this.inRecovery ? this.wal : null,
+      replayLsn: up && this.inRecovery ? this.wal : null,
+      standbySignal: this.inRecovery,
+      upstream: up && this.inRecovery && this.upstream ? `${this.upstream.host}:${this.upstream.port}` : null,
+      streaming: up && this.inRecovery && this.upstream !== null,
+      serverVersion: up ? 150000 : null,
+      pendingRestart: false,
+      postmasterStartTime: null,
+      replication: [],
+    };
+  }
+
+  async bootstrap(): Promise<string> {
+    this.calls.push('bootstrap');
+    this.dataDir = 'initialized';
+    this.sysid = this.world.sysid;
+    this.running = true;
+    this.inRecovery = false;
+    this.wal = 100;
+    return this.sysid;
+  }
+
+  private source(from: UpstreamConn): FakePostgres {
+    const s = [...this.world.instances.values()].find((i) => i.port === from.port);
+    if (!s || !s.running) throw new Error(`no running server at ${from.port}`);
+    return s;
+  }
+
+  async createReplica(from: UpstreamConn): Promise<void> {
+    this.calls.push('createReplica');
+    const s = this.source(from);
+    this.dataDir = 'initialized';
+    this.sysid = s.sysid;
+    this.wal = s.wal;
+    this.timeline = s.timeline;
+    this.inRecovery = true;
+  }
+
+  async start(opts: { upstream: UpstreamConn | null }): Promise<void> {
+    this.calls.push(`start:${opts.upstream?.port ?? 'none'}`);
+    if (this.failStart) throw new Error('start failed (test fault)');
+    this.running = true;
+    this.inRecovery = true;
+    this.upstream = opts.upstream;
+  }
+
+  async stop(mode: StopMode): Promise<void> {
+    if (this.running) this.calls.push(`stop:${mode}`);
+    this.running = false;
+  }
+
+  async promote(): Promise<void> {
+    this.calls.push('promote');
+    this.inRecovery = false;
+    this.timeline += 1;
+    this.upstream = null;
+  }
+
+  async follow(upstream: UpstreamConn): Promise<void> {
+    this.calls.push(`follow:${upstream.port}`);
+    this.upstream = upstream;
+  }
+
+  async rewindNeeded(from: UpstreamConn): Promise<boolean> {
+    return this.source(from).timeline !== this.timeline;
+  }
+
+  async rewind(from: UpstreamConn): Promise<void> {
+    this.calls.push('rewind');
+    this.timeline = this.source(from).timeline;
+  }
+
+  async moveDataDirAside(): Promise<string> {
+    this.dataDir = 'empty';
+    return '/moved';
+  }
+
+  async syncSlots(names: readonly string[]): Promise<void> {
+    this.slots = [...names];
+  }
+
+  async reloadConfig(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

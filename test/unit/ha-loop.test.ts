@@ -1,0 +1,183 @@
+/**
+ * The HA loop as a component: three HaLoops on one in-memory store with fake PostgreSQL servers and a
+ * fake clock, driven tick by tick. Checks the wiring of observe → decide → execute → publish.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
+import type { DaemonConfig } from '../../src/config/types.js';
+import { MemoryBackend, MemoryStore } from '../../src/dcs/memory.js';
+import { HaLoop } from '../../src/ha/loop.js';
+import type { Clock } from '../../src/util/clock.js';
+import { silentLogger } from '../../src/util/log.js';
+import { FakePostgres, type FakeCluster } from '../helpers/fake-postgres.js';
+
+class FakeClock implements Clock {
+  t = 1_000_000;
+  now(): number {
+    return this.t;
+  }
+  wallNow(): Date {
+    return new Date(this.t);
+  }
+  async sleep(): Promise<void> {}
+}
+
+interface Node {
+  name: string;
+  loop: HaLoop;
+  pg: FakePostgres;
+  store: MemoryStore;
+  alive: boolean;
+}
+
+const TTL = 10;
+
+function world() {
+  const clock = new FakeClock();
+  const backend = new MemoryBackend(clock);
+  const pgWorld: FakeCluster = { sysid: '7000', instances: new Map() };
+  const nodes: Node[] = [];
+  const bootstrapDcs = { ttl: TTL, loop_wait: 1, retry_timeout: 3, postgresql: { use_pg_rewind: true } };
+  for (const [i, name] of ['m1', 'm2', 'm3'].entries()) {
+    const port = 5001 + i;
+    const config = {
+      scope: 'demo',
+      name,
+      namespace: '/service/',
+      restapi: { listen: `127.0.0.1:${8001 + i}`, connect_address: `127.0.0.1:${8001 + i}` },
+      bootstrap: { dcs: bootstrapDcs, initdb: [] },
+      postgresql: {
+        listen: `127.0.0.1:${port}`,
+        connect_address: `127.0.0.1:${port}`,
+        data_dir: `/d/${name}`,
+        authentication: { superuser: { username: 'postgres' }, replication: { username: 'rep' } },
+        parameters: {},
+        remove_data_directory_on_rewind_failure: false,
+        remove_data_directory_on_diverged_timelines: false,
+        create_replica_methods: ['basebackup'],
+      },
+      tags: {},
+      unsupported: [],
+    } satisfies DaemonConfig;
+    const pg = new FakePostgres(name, port, pgWorld);
+    const store = new MemoryStore(backend, name, TTL);
+    const loop = new HaLoop({
+      config,
+      store,
+      pg,
+      clock,
+      log: silentLogger(),
+      version: '0.1.0',
+      dynamicFrom: (stored) => effectiveDynamicConfig(stored, bootstrapDcs).dynamic,
+      fetchPeer: async (url) => {
+        const peer = nodes.find((n) => url.includes(`:${8001 + ['m1', 'm2', 'm3'].indexOf(n.name)}/`));
+        if (!peer?.alive) return null;
+        const o = await peer.pg.observe();
+        return { state: peer.loop.view.state, role: peer.loop.view.role, xlog: { location: o.walPosition } };
+      },
+    });
+    nodes.push({ name, loop, pg, store, alive: true });
+  }
+  const flush = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+  const round = async (n = 1) => {
+    for (let k = 0; k < n; k++) {
+      for (const node of nodes) if (node.alive) await node.loop.tick();
+      await flush();
+      clock.t += 1000;
+    }
+  };
+  const leader = async () => (await nodes[0]!.store.load()).leader?.name ?? null;
+  return { clock, backend, nodes, round, leader };
+}
+
+test('three members: one bootstraps, two copy it and follow; slots for both', async () => {
+  const w = world();
+  await w.round(6);
+  const boots = w.nodes.filter((n) => n.pg.calls.includes('bootstrap'));
+  assert.equal(boots.length, 1, 'exactly one member ran initdb');
+  const leader = boots[0]!;
+  assert.equal(await w.leader(), leader.name);
+  const replicas = w.nodes.filter((n) => n !== leader);
+  for (const r of replicas) {
+    assert.ok(r.pg.calls.includes('createReplica'), `${r.name} copied the leader`);
+    assert.equal(r.pg.running, true);
+    assert.equal(r.pg.upstream?.port, leader.pg.port);
+  }
+  assert.deepEqual([...leader.pg.slots].sort(), replicas.map((r) => r.name).sort());
+  const c = await w.nodes[0]!.store.load();
+  assert.equal(c.initialize, '7000');
+  assert.equal(c.config?.value.ttl, TTL, 'bootstrap.dcs written to the config key');
+  assert.ok(c.members.every((m) => m.data.state === 'running'));
+});
+
+test('the leader dies: after ttl one replica takes over, the other follows it', async () => {
+  const w = world();
+  await w.round(6);
+  const old = w.nodes.find((n) => n.pg.calls.includes('bootstrap'))!;
+  old.alive = false;
+  old.pg.running = false;
+  await w.round(TTL - 2);
+  assert.equal(await w.leader(), old.name, 'the lock outlives its holder until ttl');
+  await w.round(4);
+  const next = await w.leader();
+  assert.ok(next && next !== old.name);
+  const winner = w.nodes.find((n) => n.name === next)!;
+  assert.equal(winner.pg.inRecovery, false, 'the new leader promoted');
+  const other = w.nodes.find((n) => n !== old && n !== winner)!;
+  assert.equal(other.pg.upstream?.port, winner.pg.port, 'the other replica follows the new leader');
+  assert.equal(w.nodes.filter((n) => n.alive && n.pg.running && !n.pg.inRecovery).length, 1, 'one primary');
+});
+
+test('the leader cut off from the store demotes before its session can expire', async () => {
+  const w = world();
+  await w.round(6);
+  const leader = w.nodes.find((n) => n.pg.calls.includes('bootstrap'))!;
+  leader.store.cutOff = true;
+  const validUntil = leader.store.sessionValidUntil();
+  await leader.loop.tick();
+  assert.equal(leader.pg.running, false, 'postgres stopped');
+  assert.ok(w.clock.now() < validUntil, 'while its lock could not have expired yet');
+  assert.ok(leader.pg.calls.some((c) => c.startsWith('stop:')));
+});
+
+test('a former primary that comes back after a failover is rewound, then follows', async () => {
+  const w = world();
+  await w.round(6);
+  const old = w.nodes.find((n) => n.pg.calls.includes('bootstrap'))!;
+  old.alive = false;
+  old.pg.running = false;
+  await w.round(TTL + 3);
+  const next = (await w.leader())!;
+  old.alive = true;
+  await w.round(4);
+  assert.ok(old.pg.calls.includes('rewind'), 'diverged timeline detected and rewound');
+  assert.equal(old.pg.running, true);
+  assert.equal(old.pg.inRecovery, true);
+  assert.equal(old.pg.upstream?.port, w.nodes.find((n) => n.name === next)!.pg.port);
+});
+
+test('SIGTERM of the leader: postgres stopped first, then the lock released', async () => {
+  const w = world();
+  await w.round(6);
+  const leader = w.nodes.find((n) => n.pg.calls.includes('bootstrap'))!;
+  await leader.loop.stop({ stopPostgres: true });
+  leader.alive = false;
+  assert.equal(leader.pg.running, false);
+  assert.equal(await w.leader(), null, 'the lock is free at once');
+  await w.round(2);
+  const next = await w.leader();
+  assert.ok(next && next !== leader.name, 'a replica took over without waiting for ttl');
+});
+
+test('a replica whose postgres stops is started again following the leader', async () => {
+  const w = world();
+  await w.round(6);
+  const replica = w.nodes.find((n) => !n.pg.calls.includes('bootstrap'))!;
+  replica.pg.running = false;
+  await w.round(3);
+  assert.equal(replica.pg.running, true);
+  assert.equal(replica.pg.inRecovery, true);
+});
