@@ -5,6 +5,15 @@ import { ExitError, errorMessage } from '../util/errors.js';
 
 const out = { info: (line: string) => process.stdout.write(`${line}\n`) };
 
+/** Failures of a local-cluster command are for people: a message and exit 1, not a stack trace. */
+async function asExit(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    throw e instanceof ExitError ? e : new ExitError(errorMessage(e), 1);
+  }
+}
+
 export function registerLocal(program: Command): void {
   const local = program.command('local').description('a whole cluster on this machine: real etcd + N PostgreSQL members');
   local
@@ -16,34 +25,26 @@ export function registerLocal(program: Command): void {
     .action(async (o: { members: string; dir: string; timeout: string }) => {
       const n = Number(o.members);
       if (!Number.isInteger(n) || n < 1 || n > 9) throw new ExitError(`--members: expected a whole number from 1 to 9, got ${o.members}`, 2);
-      try {
+      await asExit(async () => {
         const state = await localUp({ dir: o.dir, members: n, timeoutMs: Number(o.timeout) * 1000, clock: systemClock, out });
         out.info(memberTable(state, await fetchCluster(state)));
         out.info(`\nstatus: pgwarden local status --dir ${state.dir}\nstop:   pgwarden local down --dir ${state.dir}`);
-      } catch (e) {
-        throw new ExitError(errorMessage(e), 1);
-      }
+      });
     });
   local
     .command('status')
     .description('print the member table of the local cluster')
     .option('-d, --dir <dir>', 'the cluster directory', DEFAULT_DIR)
     .action(async (o: { dir: string }) => {
-      try {
+      await asExit(async () => {
         out.info(await localStatus(o.dir));
-      } catch (e) {
-        throw new ExitError(errorMessage(e), 1);
-      }
+      });
     });
   local
     .command('down')
     .description('stop every process the local cluster started (data is kept; `up` starts it again)')
     .option('-d, --dir <dir>', 'the cluster directory', DEFAULT_DIR)
     .action(async (o: { dir: string }) => {
-      try {
-        await localDown(o.dir, out);
-      } catch (e) {
-        throw new ExitError(errorMessage(e), 1);
-      }
+      await asExit(() => localDown(o.dir, out));
     });
 }

@@ -304,7 +304,7 @@ export class HaLoop {
     if (last >= tl - 1) return;
     const entries = await this.d.pg.timelineHistory?.().catch(() => null);
     if (!entries) return;
-    const ts = this.d.clock.wallNow().toISOString();
+    const ts = this.d.clock.wallNow().toISOString().replace('Z', '+00:00');
     const known = new Map(cluster.history.map((h) => [h[0], h]));
     const merged = entries.map(([t, lsn, reason]) => known.get(t) ?? ([t, lsn, reason, ts, this.d.config.name] as const));
     await this.d.store.setHistory(merged);

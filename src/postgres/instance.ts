@@ -402,7 +402,8 @@ export class LocalPostgres implements PostgresControl {
   async stop(mode: StopMode, timeoutMs: number): Promise<void> {
     await this.disconnect();
     if (this.postmasterPid() === null) return;
-    const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+    // Round down: a demotion's deadline is a promise (our lock may expire then), not a suggestion.
+    const secs = String(Math.max(1, Math.floor(timeoutMs / 1000)));
     const r = await this.run('pg_ctl', ['stop', '-D', this.dataDir, '-m', mode, '-w', '-t', secs], timeoutMs + 5000);
     if (r.code === 0 || this.postmasterPid() === null) return;
     if (mode !== 'immediate') {
