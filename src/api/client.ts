@@ -2,7 +2,13 @@
 import http from 'node:http';
 import https from 'node:https';
 
-/** GET a member's /patroni; null on any error, timeout or non-JSON answer. */
+const MAX_STATUS_BODY = 1_000_000;
+
+/**
+ * GET a member's `/patroni` (whatever path its api_url names, as Patroni does); the JSON object it
+ * answers with, or null on any error, a timeout of `timeoutMs` for the whole exchange, or a body that is
+ * not a JSON object. Certificates are not verified (peers often use self-signed ones).
+ */
 export function fetchMemberStatus(apiUrl: string, timeoutMs: number): Promise<Record<string, unknown> | null> {
   return new Promise((resolve) => {
     let url: URL;
@@ -11,26 +17,39 @@ export function fetchMemberStatus(apiUrl: string, timeoutMs: number): Promise<Re
     } catch {
       return resolve(null);
     }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return resolve(null);
     url.pathname = '/patroni';
+    url.search = '';
+    let settled = false;
+    const done = (v: Record<string, unknown> | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(v);
+    };
     const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.get(url, { timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
+    const req = mod.get(url, { rejectUnauthorized: false, agent: false, headers: { accept: 'application/json' } }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
         body += d;
-        if (body.length > 1_000_000) req.destroy();
+        if (body.length > MAX_STATUS_BODY) req.destroy();
       });
       res.on('end', () => {
         try {
           const j: unknown = JSON.parse(body);
-          resolve(j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : null);
+          done(j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : null);
         } catch {
-          resolve(null);
+          done(null);
         }
       });
-      res.on('error', () => resolve(null));
+      res.on('error', () => done(null));
+      res.on('aborted', () => done(null));
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
+    const timer = setTimeout(() => {
+      req.destroy();
+      done(null);
+    }, timeoutMs);
+    req.on('error', () => done(null));
   });
 }

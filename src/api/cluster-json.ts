@@ -1,17 +1,22 @@
-/** Patroni's `cluster_as_json` (utils.py, 3.0.2): the /cluster body, also what `ctl list` renders. */
-import type { Cluster } from '../dcs/types.js';
+/**
+ * Patroni's `cluster_as_json` (utils.py, 3.0.2): the GET /cluster body, also what `ctl list` renders.
+ * Pure: a store snapshot in, JSON out.
+ */
+import type { Cluster, Member } from '../dcs/types.js';
 
 export interface ClusterMemberJson {
   name: string;
   role: 'leader' | 'standby_leader' | 'sync_standby' | 'replica';
   state: string;
   api_url: string;
-  host: string;
-  port: number;
+  host?: string;
+  port?: number;
   timeline?: number;
-  lag?: number | 'unknown';
-  tags?: Record<string, unknown>;
   pending_restart?: boolean;
+  scheduled_restart?: unknown;
+  tags?: Record<string, unknown>;
+  /** Bytes behind the cluster's last LSN (never negative), or 'unknown' when the member published none. */
+  lag?: number | 'unknown';
 }
 
 export interface ClusterJson {
@@ -21,44 +26,95 @@ export interface ClusterJson {
   scheduled_switchover?: { at: string; from?: string; to?: string };
 }
 
-/** The cluster's last known LSN: the leader's published optime, else the leader member's position. */
+/**
+ * The cluster's last known LSN: the leader's published `status.optime`, else (not in Patroni, which
+ * would report lag 0) the leader member's `xlog_location`; null when neither is known.
+ */
 export function clusterLastLsn(cluster: Cluster): number | null {
   if (typeof cluster.status.optime === 'number') return cluster.status.optime;
   const leader = cluster.leader ? cluster.members.find((m) => m.name === cluster.leader!.name) : undefined;
   return typeof leader?.data.xlog_location === 'number' ? leader.data.xlog_location : null;
 }
 
+/** Patroni's parse_bool: on/true/yes/1 and off/false/no/0, case-insensitive; anything else is undefined. */
+export function parseBool(v: unknown): boolean | undefined {
+  const s = String(v).toLowerCase();
+  if (['on', 'true', 'yes', '1'].includes(s)) return true;
+  if (['off', 'false', 'no', '0'].includes(s)) return false;
+  return undefined;
+}
+
+/** Patroni's `check_mode`: a flag of the stored dynamic config (pause, synchronous_mode). */
+export function clusterMode(cluster: Cluster, mode: 'pause' | 'synchronous_mode'): boolean {
+  return cluster.config !== null && parseBool(cluster.config.value[mode]) === true;
+}
+
+/** Patroni's `is_standby_cluster`: a `standby_cluster` section naming a host, a port or a restore_command. */
+export function isStandbyClusterConfig(section: unknown): boolean {
+  if (!section || typeof section !== 'object' || Array.isArray(section)) return false;
+  const s = section as Record<string, unknown>;
+  return Boolean(s.host || s.port || s.restore_command);
+}
+
+/** Patroni's `Member.conn_kwargs()`: host and port from `conn_kwargs` if published, else from `conn_url`. */
+export function memberHostPort(m: Member): { host?: string; port?: number } {
+  const kw = m.data.conn_kwargs;
+  if (kw && typeof kw === 'object' && !Array.isArray(kw)) {
+    const k = kw as Record<string, unknown>;
+    const host = typeof k.host === 'string' && k.host ? k.host : undefined;
+    const port = host !== undefined && k.port !== undefined && k.port !== null && k.port !== '' ? Number(k.port) : undefined;
+    return { host, ...(port !== undefined && Number.isFinite(port) ? { port } : {}) };
+  }
+  if (!m.data.conn_url) return {};
+  let u: URL;
+  try {
+    u = new URL(m.data.conn_url);
+  } catch {
+    return {};
+  }
+  // Python's urlparse().hostname: brackets stripped, lower case.
+  const host = u.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (!host) return {};
+  return { host, port: u.port ? Number(u.port) : 5432 };
+}
+
+/**
+ * `standbyCluster`: the caller knows this is a standby cluster (its leader runs as standby_leader)
+ * even if the stored config does not say so.
+ */
 export function clusterAsJson(cluster: Cluster, scope: string, opts: { standbyCluster?: boolean } = {}): ClusterJson {
-  const leaderName = cluster.leader?.name;
-  const last = clusterLastLsn(cluster);
+  const leaderName = cluster.leader?.name ?? null;
+  const clusterLsn = clusterLastLsn(cluster) ?? 0;
   const sync = new Set(cluster.sync?.sync_standby ?? []);
+  const standby = opts.standbyCluster === true || isStandbyClusterConfig(cluster.config?.value.standby_cluster);
   const members = cluster.members.map((m): ClusterMemberJson => {
     const isLeader = m.name === leaderName;
-    const role: ClusterMemberJson['role'] = isLeader ? (opts.standbyCluster ? 'standby_leader' : 'leader') : sync.has(m.name) ? 'sync_standby' : 'replica';
-    let host = '';
-    let port = 5432;
-    try {
-      const u = new URL(m.data.conn_url);
-      host = u.hostname.replace(/^\[|\]$/g, '');
-      port = u.port ? Number(u.port) : 5432;
-    } catch {
-      // legacy or empty conn_url
+    const role: ClusterMemberJson['role'] = isLeader ? (standby ? 'standby_leader' : 'leader') : sync.has(m.name) ? 'sync_standby' : 'replica';
+    const j: ClusterMemberJson = { name: m.name, role, state: typeof m.data.state === 'string' ? m.data.state : '', api_url: m.data.api_url };
+    const { host, port } = memberHostPort(m);
+    if (host) {
+      j.host = host;
+      if (port !== undefined) j.port = port;
     }
-    const j: ClusterMemberJson = { name: m.name, role, state: m.data.state, api_url: m.data.api_url, host, port };
-    if (typeof m.data.timeline === 'number') j.timeline = m.data.timeline;
+    // Patroni copies these as published, in this order.
+    for (const k of ['timeline', 'pending_restart', 'scheduled_restart', 'tags'] as const) {
+      if (m.data[k] !== undefined) (j as unknown as Record<string, unknown>)[k] = m.data[k];
+    }
     if (!isLeader) {
-      const x = m.data.xlog_location;
-      j.lag = typeof x === 'number' && last !== null ? Math.max(0, last - x) : 'unknown';
+      const lsn = m.data.xlog_location;
+      j.lag = typeof lsn !== 'number' ? 'unknown' : clusterLsn >= lsn ? clusterLsn - lsn : 0;
     }
-    if (m.data.tags && Object.keys(m.data.tags).length) j.tags = m.data.tags as Record<string, unknown>;
-    if (m.data.pending_restart) j.pending_restart = true;
     return j;
   });
+  // Sorted by name, as Patroni does for consistency.
+  members.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const out: ClusterJson = { members, scope };
-  const paused = cluster.config?.value.pause;
-  if (paused === true || paused === 'true') out.pause = true;
-  if (cluster.failover?.scheduled_at) {
-    out.scheduled_switchover = { at: cluster.failover.scheduled_at, from: cluster.failover.leader, to: cluster.failover.member };
+  if (clusterMode(cluster, 'pause')) out.pause = true;
+  const f = cluster.failover;
+  if (f?.scheduled_at) {
+    out.scheduled_switchover = { at: f.scheduled_at };
+    if (f.leader) out.scheduled_switchover.from = f.leader;
+    if (f.member) out.scheduled_switchover.to = f.member;
   }
   return out;
 }

@@ -1,218 +1,522 @@
 /**
- * Patroni-compatible REST routes (api.py, 3.0.2): request + state view → response, no socket.
- * Health endpoints answer GET with the /patroni body and their status code, HEAD/OPTIONS with the code
- * only (HAProxy's `option httpchk OPTIONS /primary`).
+ * Patroni-compatible REST routes (api.py, 3.0.2): a request and the HA loop's state view in, a response
+ * out, no socket. Health endpoints answer GET with the /patroni body and their status code, HEAD/OPTIONS
+ * with the code only (HAProxy's `option httpchk OPTIONS /primary`).
+ *
+ * Deliberate differences from Patroni 3.0.2:
+ * - unknown paths are 404 and a bad `?lag=` (unparsable, negative, empty) is 400, both JSON — Patroni
+ *   answers any unknown GET with 503 plus the status body and ignores a lag it cannot parse, so a typo
+ *   in a probe URL looks like "not this member";
+ * - /primary also wants PostgreSQL to run as primary (Patroni: the lock alone); the role gauges of
+ *   /metrics count only a PostgreSQL that answered;
+ * - an empty `?tag_x=` is checked (against a missing or non-empty tag: 503), Patroni drops it;
+ * - /readiness carries the status body; HEAD/OPTIONS of /patroni, /liveness… answer their GET code.
  */
-import { clusterAsJson, clusterLastLsn } from './cluster-json.js';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Tags } from '../config/types.js';
+import type { Cluster } from '../dcs/types.js';
+import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig, parseBool } from './cluster-json.js';
 import type { ApiBackend, ApiRequest, ApiResponse, ApiView } from './types.js';
 
+/** Thrown by handlers; `route` turns it into a JSON `{message}` response with this status. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
 }
 
-type Check = (v: ApiView, q: URLSearchParams) => boolean;
-
-const isPrimary = (v: ApiView) => v.isLeader && v.pg?.running === true && v.pg.inRecovery === false;
-const isRunning = (v: ApiView) => v.state === 'running';
-const isReplica = (v: ApiView) => isRunning(v) && v.pg?.inRecovery === true && !v.isLeader;
-const isSync = (v: ApiView) => (v.cluster?.sync?.sync_standby ?? []).includes(v.name);
-
-function replicaOk(v: ApiView, q: URLSearchParams): boolean {
-  if (!isReplica(v) || truthy(v.config.tags.noloadbalance)) return false;
-  const lag = q.get('lag');
-  if (lag !== null) {
-    const max = parseSize(lag);
-    const last = v.cluster ? clusterLastLsn(v.cluster) : null;
-    const mine = v.pg?.walPosition ?? null;
-    if (last !== null && mine !== null && last - mine > max) return false;
-  }
-  for (const [k, val] of q) {
-    if (k.startsWith('tag_') && String(v.config.tags[k.slice(4)] ?? '') !== val) return false;
-  }
-  return true;
+export interface RouteContext {
+  req: ApiRequest;
+  view: ApiView;
+  backend: ApiBackend;
+  /** The HA loop's last store snapshot (null: never read) — Patroni's `dcs.cluster`. */
+  cluster: Cluster | null;
+  /** Monotonic ms. */
+  now: number;
+  /** Monotonic ms when the API started: /liveness counts from it until the first HA loop completes. */
+  startedAt: number | null;
 }
 
-const HEALTH: Record<string, Check> = {
-  '/': isPrimary,
-  '/primary': isPrimary,
-  '/master': isPrimary,
-  '/read-write': isPrimary,
-  '/leader': (v) => v.isLeader,
-  '/standby-leader': (v) => v.isLeader && v.role === 'standby_leader',
-  '/standby_leader': (v) => v.isLeader && v.role === 'standby_leader',
-  '/replica': replicaOk,
-  '/read-only': (v, q) => isPrimary(v) || (v.isLeader && v.role === 'standby_leader') || replicaOk(v, q),
-  '/sync': (v) => isReplica(v) && isSync(v),
-  '/synchronous': (v) => isReplica(v) && isSync(v),
-  '/async': (v, q) => replicaOk(v, q) && !isSync(v),
-  '/asynchronous': (v, q) => replicaOk(v, q) && !isSync(v),
-  '/health': isRunning,
-  '/readiness': (v) => v.isLeader || (isRunning(v) && v.cluster !== null),
+export interface RouteOptions {
+  /** Monotonic ms when the server started (see RouteContext.startedAt). */
+  startedAt?: number;
+}
+
+export type Handler = (ctx: RouteContext) => ApiResponse | Promise<ApiResponse>;
+
+export interface Route {
+  /** Unsafe routes run behind `restapi.authentication` (Patroni's `check_access`). */
+  auth: boolean;
+  handler: Handler;
+}
+
+/** Methods that change something: always access-controlled. */
+export const UNSAFE_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
+const SAFE_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+// ---------------------------------------------------------------------------------------------
+// Health endpoints (Patroni's generic do_GET)
+
+type HealthKind = 'primary' | 'leader' | 'standby_leader' | 'replica' | 'read-only' | 'read-only-sync' | 'sync' | 'async' | 'health';
+
+const HEALTH_PATHS: Readonly<Record<string, HealthKind>> = {
+  '/': 'primary',
+  '/primary': 'primary',
+  '/master': 'primary',
+  '/read-write': 'primary',
+  '/leader': 'leader',
+  '/standby-leader': 'standby_leader',
+  '/standby_leader': 'standby_leader',
+  '/replica': 'replica',
+  '/read-only': 'read-only',
+  '/read-only-sync': 'read-only-sync',
+  '/read-only-synchronous': 'read-only-sync',
+  '/sync': 'sync',
+  '/synchronous': 'sync',
+  '/async': 'async',
+  '/asynchronous': 'async',
+  '/health': 'health',
 };
 
-export async function route(req: ApiRequest, backend: ApiBackend): Promise<ApiResponse> {
-  const view = backend.view();
-  const { method, path } = req;
-  const lag = req.query.get('lag');
-  if (lag !== null && Number.isNaN(parseSize(lag))) throw new HttpError(400, `lag: not a size: ${lag}`);
-  if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS') {
-    const body = method === 'GET';
-    if (path === '/liveness') return { status: liveness(view, backend.now()) ? 200 : 503 };
-    const check = HEALTH[path];
-    if (check) return { status: check(view, req.query) ? 200 : 503, ...(body ? { body: patroniStatus(view) } : {}) };
-    if (method !== 'GET') return getOnly(path);
-    switch (path) {
-      case '/patroni':
-        return { status: 200, body: patroniStatus(view) };
-      case '/cluster': {
-        const cluster = await fresh(backend);
-        return { status: 200, body: clusterAsJson(cluster, view.scope) };
-      }
-      case '/history':
-        return { status: 200, body: (await fresh(backend)).history };
-      case '/config':
-        return view.cluster?.config ? { status: 200, body: view.cluster.config.value } : { status: 502, body: { message: 'no configuration in the store yet' } };
-      case '/metrics':
-        return { status: 200, text: metrics(view), headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' } };
-      default:
-        throw new HttpError(404, `no such endpoint: GET ${path}`);
-    }
-  }
-  if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
-    checkAuth(req, view);
-    if (method === 'POST' && path === '/reload') {
-      parseBody(req);
-      backend.requestReload?.();
-      return { status: 202, text: 'reload scheduled' };
-    }
-    throw new HttpError(404, `no such endpoint: ${method} ${path}`);
-  }
-  throw new HttpError(405, `method not allowed: ${method}`);
+/** The first value of each query key (Patroni reads `path_query[k][0]`). */
+function queryDict(q: URLSearchParams): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const [k, v] of q) if (!m.has(k)) m.set(k, v);
+  return m;
 }
 
-function getOnly(path: string): ApiResponse {
-  if (['/patroni', '/cluster', '/history', '/config', '/metrics'].includes(path)) return { status: 200 };
-  throw new HttpError(404, `no such endpoint: ${path}`);
+/** Patroni's `get_tags`: the configured tags without the standard flags that are off. */
+export function effectiveTags(tags: Tags): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(tags)) {
+    if (v === undefined) continue;
+    if (['clonefrom', 'nofailover', 'noloadbalance', 'nosync'].includes(k) && !v) continue;
+    out[k] = v;
+  }
+  return out;
 }
 
-async function fresh(backend: ApiBackend) {
+function isStandbyCluster(v: ApiView): boolean {
+  return v.role === 'standby_leader' || isStandbyClusterConfig(v.dynamic.raw.standby_cluster);
+}
+
+/** Patroni's `ha.is_leader()`: we hold the leader lock as of the HA loop's last store read. */
+function holdsLock(ctx: RouteContext): boolean {
+  return ctx.view.isLeader;
+}
+
+/** The status code of a health endpoint: Patroni's do_GET, plus "PostgreSQL runs as primary" for /primary. */
+export function healthStatus(kind: HealthKind, ctx: RouteContext, status: Record<string, unknown>): number {
+  const { view: v, cluster } = ctx;
+  const q = queryDict(ctx.req.query);
+  const role = status.role;
+
+  const lagParam = q.get('lag');
+  const maxLag = lagParam === undefined ? Infinity : parseIntWithUnit(lagParam, 'B');
+  if (maxLag === null || maxLag < 0) {
+    throw new HttpError(400, `lag: not a size in bytes (a number >= 0, optionally with B, kB, MB, GB or TB): '${lagParam}'`);
+  }
+  const leaderOptime = cluster ? (clusterLastLsn(cluster) ?? 0) : 0;
+  const xlog = (status.xlog ?? {}) as Record<string, unknown>;
+  const replayed = typeof xlog.replayed_location === 'number' ? xlog.replayed_location : 0;
+  const lagging = leaderOptime > 0 && leaderOptime > replayed + maxLag;
+  let replica = !isOn(v.config.tags.noloadbalance) && !lagging && role === 'replica' && status.state === 'running' ? 200 : 503;
+
+  let leader = 503;
+  let primary = 503;
+  let standbyLeader = 503;
+  if (!cluster && v.paused) {
+    leader = role === 'master' || role === 'primary' || role === 'standby_leader' ? 200 : 503;
+    primary = role === 'master' || role === 'primary' ? 200 : 503;
+    standbyLeader = role === 'standby_leader' ? 200 : 503;
+  } else if (holdsLock(ctx)) {
+    leader = 200;
+    if (isStandbyCluster(v)) {
+      primary = replica = 503;
+      standbyLeader = role === 'replica' || role === 'standby_leader' ? 200 : 503;
+    } else {
+      // Patroni answers 200 as soon as it holds the lock; we also want PostgreSQL to run as primary.
+      primary = role === 'master' && status.xlog !== undefined ? 200 : 503;
+    }
+  }
+
+  let code = 503;
+  let ignoreTags = false;
+  const isSync = status.sync_standby === true;
+  switch (kind) {
+    case 'standby_leader':
+      code = standbyLeader;
+      ignoreTags = true;
+      break;
+    case 'leader':
+      code = leader;
+      ignoreTags = true;
+      break;
+    case 'primary':
+      code = primary;
+      ignoreTags = true;
+      break;
+    case 'replica':
+      code = replica;
+      break;
+    case 'read-only':
+      code = primary === 200 || standbyLeader === 200 ? 200 : replica;
+      break;
+    case 'health':
+      code = status.state === 'running' ? 200 : 503;
+      break;
+    case 'sync':
+      if (cluster && isSync) code = replica;
+      break;
+    case 'async':
+      if (cluster && !isSync) code = replica;
+      break;
+    case 'read-only-sync':
+      if (cluster) code = primary === 200 || standbyLeader === 200 ? 200 : isSync ? replica : 503;
+      break;
+  }
+
+  if (!ignoreTags && code === 200) {
+    const tags = effectiveTags(v.config.tags);
+    for (const [k, want] of q) {
+      // A tag asked for must be set on this member and equal (Patroni compares non-strings as lower-case text).
+      if (!k.startsWith('tag_')) continue;
+      const have = tags[k.slice(4)];
+      if (have === undefined || have === null) return 503;
+      if ((typeof have === 'string' ? have : String(have).toLowerCase()) !== want) return 503;
+    }
+  }
+  return code;
+}
+
+function isOn(v: unknown): boolean {
+  return v === true || parseBool(v) === true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The /patroni body (get_postgresql_status + _write_status_response)
+
+/** Patroni's `cluster.is_synchronous_mode()`, read from the effective dynamic config. */
+function syncMode(v: ApiView): boolean {
+  return v.dynamic.synchronous_mode === true || v.dynamic.synchronous_mode === 'quorum';
+}
+
+/** The body of GET /patroni and of every health endpoint. */
+export function patroniStatus(v: ApiView, cluster: Cluster | null): Record<string, unknown> {
+  const pg = v.pg;
+  let r: Record<string, unknown>;
+  if (['running', 'restarting', 'starting'].includes(v.state) && pg?.running && pg.accepting && pg.inRecovery !== null) {
+    let role = pg.inRecovery ? 'replica' : 'master';
+    if (role === 'replica' && isStandbyCluster(v)) role = v.role === 'standby_leader' ? 'standby_leader' : 'replica';
+    r = {
+      state: v.state,
+      postmaster_start_time: pg.postmasterStartTime,
+      role,
+      server_version: pg.serverVersion,
+      xlog: pg.inRecovery
+        ? { received_location: pg.receiveLsn ?? pg.replayLsn, replayed_location: pg.replayLsn, replayed_timestamp: null, paused: false }
+        : { location: pg.walPosition },
+    };
+    if (role === 'replica' && cluster && syncMode(v) && (cluster.sync?.sync_standby ?? []).includes(v.name)) r.sync_standby = true;
+    r.timeline = pg.timeline;
+    if (pg.replication.length) {
+      r.replication = pg.replication.map(({ usename, application_name, client_addr, state, sync_state, sync_priority }) => ({
+        usename,
+        application_name,
+        client_addr,
+        state,
+        sync_state,
+        sync_priority,
+      }));
+    }
+  } else {
+    // Patroni: a state of 'running' whose query fails is reported as 'unknown'.
+    r = { state: v.state === 'running' ? 'unknown' : v.state, role: v.role };
+  }
+  if (!cluster || !cluster.leader) r.cluster_unlocked = true;
+  r.dcs_last_seen = v.dcsLastSeen ?? 0;
+  const tags = effectiveTags(v.config.tags);
+  if (Object.keys(tags).length) r.tags = tags;
+  if (pg?.sysid) r.database_system_identifier = pg.sysid;
+  if (pg?.pendingRestart) r.pending_restart = true;
+  r.patroni = { version: v.version, scope: v.scope, name: v.name };
+  if (v.paused) r.pause = true;
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics (get_metrics)
+
+/** Patroni's `patroni_version`: each part of the semver padded to two digits (3.0.2 → 030002). */
+export function encodeVersion(version: string): string {
+  return version
+    .split(/[.+-]/)
+    .slice(0, 3)
+    .map((x) => String(Number.parseInt(x, 10) || 0).padStart(2, '0'))
+    .join('');
+}
+
+function escapeLabel(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+export function metricsText(v: ApiView, status: Record<string, unknown>): string {
+  const xlog = (status.xlog ?? {}) as Record<string, unknown>;
+  const num = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const epoch = (x: unknown): number => {
+    if (typeof x !== 'string') return 0;
+    const t = Date.parse(x);
+    return Number.isFinite(t) ? t / 1000 : 0;
+  };
+  // Role gauges count only a PostgreSQL that answered (Patroni also counts a stopped member's configured role).
+  const role = status.xlog !== undefined ? status.role : undefined;
+  const isPrimary = role === 'master' || role === 'primary';
+  const rows: Array<[string, 'gauge' | 'counter', string, number | string]> = [
+    ['patroni_version', 'gauge', 'Patroni semver without periods.', encodeVersion(v.version)],
+    ['patroni_postgres_running', 'gauge', 'Value is 1 if Postgres is running, 0 otherwise.', status.state === 'running' ? 1 : 0],
+    ['patroni_postmaster_start_time', 'gauge', 'Epoch seconds since Postgres started.', epoch(status.postmaster_start_time)],
+    ['patroni_master', 'gauge', 'Value is 1 if this node is the leader, 0 otherwise.', isPrimary ? 1 : 0],
+    ['patroni_primary', 'gauge', 'Value is 1 if this node is the leader, 0 otherwise.', isPrimary ? 1 : 0],
+    ['patroni_xlog_location', 'counter', 'Current location of the Postgres transaction log, 0 if this node is not the leader.', num(xlog.location)],
+    ['patroni_standby_leader', 'gauge', 'Value is 1 if this node is the standby_leader, 0 otherwise.', role === 'standby_leader' ? 1 : 0],
+    ['patroni_replica', 'gauge', 'Value is 1 if this node is a replica, 0 otherwise.', role === 'replica' ? 1 : 0],
+    ['patroni_sync_standby', 'gauge', 'Value is 1 if this node is a sync standby replica, 0 otherwise.', status.sync_standby === true ? 1 : 0],
+    ['patroni_xlog_received_location', 'counter', 'Current location of the received Postgres transaction log, 0 if this node is not a replica.', num(xlog.received_location)],
+    ['patroni_xlog_replayed_location', 'counter', 'Current location of the replayed Postgres transaction log, 0 if this node is not a replica.', num(xlog.replayed_location)],
+    ['patroni_xlog_replayed_timestamp', 'gauge', 'Current timestamp of the replayed Postgres transaction log, 0 if null.', epoch(xlog.replayed_timestamp)],
+    ['patroni_xlog_paused', 'gauge', 'Value is 1 if the Postgres xlog is paused, 0 otherwise.', xlog.paused === true ? 1 : 0],
+    ['patroni_postgres_server_version', 'gauge', 'Version of Postgres (if running), 0 otherwise.', num(status.server_version)],
+    ['patroni_cluster_unlocked', 'gauge', 'Value is 1 if the cluster is unlocked, 0 if locked.', status.cluster_unlocked === true ? 1 : 0],
+    ['patroni_failsafe_mode_is_active', 'gauge', 'Value is 1 if failsafe mode is active, 0 if inactive.', status.failsafe_mode_is_active === true ? 1 : 0],
+    ['patroni_postgres_timeline', 'counter', 'Postgres timeline of this node (if running), 0 otherwise.', num(status.timeline)],
+    ['patroni_dcs_last_seen', 'gauge', 'Epoch timestamp when DCS was last contacted successfully by Patroni.', num(status.dcs_last_seen)],
+    ['patroni_pending_restart', 'gauge', 'Value is 1 if the node needs a restart, 0 otherwise.', v.pg?.pendingRestart ? 1 : 0],
+    ['patroni_is_paused', 'gauge', 'Value is 1 if auto failover is disabled, 0 otherwise.', v.paused ? 1 : 0],
+  ];
+  const label = `{scope="${escapeLabel(v.scope)}"}`;
+  const out: string[] = [];
+  for (const [name, type, help, value] of rows) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${label} ${value}`);
+  return `${out.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Other handlers
+
+/**
+ * Patroni's do_GET_liveness: the HA loop completed within ttl (a running primary) or 2*ttl (anything
+ * else: a replica's loop may stall longer without harm); always alive while paused. Before the first
+ * loop completes the time counts from `startedAt` (unknown: alive).
+ */
+export function isAlive(v: ApiView, now: number, startedAt: number | null): boolean {
+  if (v.paused) return true;
+  const since = v.lastLoopAt ?? startedAt;
+  if (since === null) return true;
+  const primary = v.pg?.running === true && v.pg.inRecovery === false;
+  return now - since <= (primary ? 1 : 2) * v.dynamic.ttl * 1000;
+}
+
+async function freshCluster(backend: ApiBackend): Promise<Cluster> {
   try {
     return await backend.loadCluster();
   } catch (e) {
-    throw new HttpError(503, `store not accessible: ${e instanceof Error ? e.message : String(e)}`);
+    throw new HttpError(503, `the store is not accessible: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
-function liveness(v: ApiView, now: number): boolean {
-  if (v.paused) return true;
-  if (v.lastLoopAt === null) return true;
-  const limit = (v.isLeader ? 1 : 2) * v.dynamic.ttl * 1000;
-  return now - v.lastLoopAt <= limit;
-}
-
-/** Basic auth on unsafe methods when `restapi.authentication` is set (Patroni check_access). */
-function checkAuth(req: ApiRequest, v: ApiView): void {
-  const auth = v.config.restapi.authentication;
-  if (!auth) return;
-  const h = req.headers.authorization;
-  const given = typeof h === 'string' && h.startsWith('Basic ') ? Buffer.from(h.slice(6), 'base64').toString() : null;
-  if (given !== `${auth.username}:${auth.password}`) throw new HttpError(401, 'authentication required');
-}
-
-export function parseBody(req: ApiRequest): Record<string, unknown> {
-  if (!req.body.trim()) return {};
+/**
+ * The JSON object of a request body (Patroni's `_read_json_content`): 400 unless it is a JSON object;
+ * an empty body is `{}` when `optional`, else 400.
+ */
+export function readJsonBody(req: ApiRequest, optional: boolean): Record<string, unknown> {
+  if (!req.body.trim()) {
+    if (optional) return {};
+    throw new HttpError(400, 'a JSON object is required in the request body');
+  }
   let j: unknown;
   try {
     j = JSON.parse(req.body);
   } catch {
-    throw new HttpError(400, 'request body is not valid JSON');
+    throw new HttpError(400, 'the request body is not valid JSON');
   }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new HttpError(400, 'request body must be a JSON object');
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new HttpError(400, 'the request body must be a JSON object');
+  if (!optional && Object.keys(j).length === 0) throw new HttpError(400, 'the request body must not be empty');
   return j as Record<string, unknown>;
 }
 
-/** The /patroni body. */
-export function patroniStatus(v: ApiView): Record<string, unknown> {
-  const pg = v.pg;
-  const r: Record<string, unknown> = { state: v.state };
-  if (pg?.running && pg.accepting) {
-    r.postmaster_start_time = pg.postmasterStartTime;
-    r.role = pg.inRecovery ? (v.role === 'standby_leader' ? 'standby_leader' : 'replica') : 'master';
-    r.server_version = pg.serverVersion;
-    r.xlog = pg.inRecovery
-      ? { received_location: pg.receiveLsn ?? pg.replayLsn, replayed_location: pg.replayLsn, replayed_timestamp: null, paused: false }
-      : { location: pg.walPosition };
-    if (pg.timeline) r.timeline = pg.timeline;
-    if (pg.replication.length) {
-      r.replication = pg.replication.map(({ usename, application_name, client_addr, state, sync_state, sync_priority }) => ({
-        usename, application_name, client_addr, state, sync_state, sync_priority,
-      }));
+function healthHandler(kind: HealthKind): Handler {
+  return (ctx) => {
+    const status = patroniStatus(ctx.view, ctx.cluster);
+    return { status: healthStatus(kind, ctx, status), body: status };
+  };
+}
+
+const GET_ROUTES: Record<string, Handler> = {
+  ...Object.fromEntries(Object.entries(HEALTH_PATHS).map(([p, k]) => [p, healthHandler(k)])),
+  // Liveness: the status line only, as Patroni's _write_status_code_only.
+  '/liveness': (ctx) => ({ status: isAlive(ctx.view, ctx.now, ctx.startedAt) ? 200 : 503 }),
+  // Readiness (3.0.2): the leader, or PostgreSQL running with a view of the cluster. With the status body.
+  '/readiness': (ctx) => ({
+    status: holdsLock(ctx) ? 200 : ctx.view.state === 'running' && ctx.cluster !== null ? 200 : 503,
+    body: patroniStatus(ctx.view, ctx.cluster),
+  }),
+  '/patroni': (ctx) => ({ status: 200, body: patroniStatus(ctx.view, ctx.cluster) }),
+  '/cluster': async (ctx) => ({
+    status: 200,
+    body: clusterAsJson(await freshCluster(ctx.backend), ctx.view.scope, { standbyCluster: isStandbyCluster(ctx.view) }),
+  }),
+  '/history': async (ctx) => ({ status: 200, body: (await freshCluster(ctx.backend)).history }),
+  '/config': async (ctx) => {
+    const c = ctx.cluster ?? (await freshCluster(ctx.backend));
+    if (!c.config) throw new HttpError(502, 'there is no configuration in the store');
+    return { status: 200, body: c.config.value };
+  },
+  // No failsafe mode yet: Patroni answers 502 when the store has no failsafe topology.
+  '/failsafe': () => {
+    throw new HttpError(502, 'failsafe mode is not active');
+  },
+  '/metrics': (ctx) => ({
+    status: 200,
+    text: metricsText(ctx.view, patroniStatus(ctx.view, ctx.cluster)),
+    headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
+  }),
+};
+
+/**
+ * Unsafe routes, keyed `METHOD /path`, all behind `restapi.authentication`. Switchover, failover,
+ * restart, reinitialize and config changes slot in here: validate, record the intent through a backend
+ * hook, wake the loop — never act on PostgreSQL from here.
+ */
+const UNSAFE_ROUTES: Record<string, Handler> = {
+  'POST /reload': (ctx) => {
+    readJsonBody(ctx.req, true);
+    ctx.backend.requestReload?.();
+    return { status: 202, text: 'reload scheduled' };
+  },
+};
+
+/** Every route by `METHOD /path`. */
+export const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
+  ...Object.entries(GET_ROUTES).map(([p, handler]): [string, Route] => [`GET ${p}`, { auth: false, handler }]),
+  ...Object.entries(UNSAFE_ROUTES).map(([k, handler]): [string, Route] => [k, { auth: true, handler }]),
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Access control (Patroni's check_access: Basic auth part)
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** 401 unless the request carries the configured Basic credentials (nothing configured: open). */
+export function checkAuth(req: ApiRequest, auth: { username: string; password: string } | undefined): void {
+  if (!auth) return;
+  const challenge = { 'WWW-Authenticate': 'Basic realm="pgwarden"' };
+  const h = req.headers.authorization;
+  const header = Array.isArray(h) ? h[0] : h;
+  if (header === undefined) throw new HttpError(401, 'no auth header received', challenge);
+  const given = header.startsWith('Basic ') ? Buffer.from(header.slice(6).trim(), 'base64').toString('utf8') : null;
+  // Compare digests: constant time, and lengths never leak.
+  if (given === null || !timingSafeEqual(sha256(given), sha256(`${auth.username}:${auth.password}`))) {
+    throw new HttpError(401, 'not authenticated', challenge);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The router
+
+function knownMethodsFor(path: string): string[] {
+  const methods: string[] = [];
+  for (const key of ROUTES.keys()) {
+    const [m, p] = key.split(' ');
+    if (p === path && m) methods.push(...(m === 'GET' ? SAFE_METHODS : [m]));
+  }
+  return methods;
+}
+
+/** Answer one request. Never throws for a bad request: errors become JSON `{message}` responses. */
+export async function route(req: ApiRequest, backend: ApiBackend, opts: RouteOptions = {}): Promise<ApiResponse> {
+  try {
+    return await dispatch(req, backend, opts);
+  } catch (e) {
+    if (e instanceof HttpError) return { status: e.status, body: { message: e.message }, ...(e.headers ? { headers: e.headers } : {}) };
+    throw e;
+  }
+}
+
+async function dispatch(req: ApiRequest, backend: ApiBackend, opts: RouteOptions): Promise<ApiResponse> {
+  const { method, path } = req;
+  if (!SAFE_METHODS.includes(method) && !UNSAFE_METHODS.includes(method)) {
+    throw new HttpError(405, `unsupported method: ${method}`, { Allow: [...SAFE_METHODS, ...UNSAFE_METHODS].join(', ') });
+  }
+  const r = ROUTES.get(`${SAFE_METHODS.includes(method) ? 'GET' : method} ${path}`);
+  if (!r) {
+    const allowed = knownMethodsFor(path);
+    if (allowed.length) throw new HttpError(405, `method ${method} is not allowed on ${path}`, { Allow: allowed.join(', ') });
+    throw new HttpError(404, `no such endpoint: ${method} ${path}`);
+  }
+  const view = backend.view();
+  if (r.auth) checkAuth(req, view.config.restapi.authentication);
+  const ctx: RouteContext = { req, view, backend, cluster: view.cluster, now: backend.now(), startedAt: opts.startedAt ?? null };
+  const res = await r.handler(ctx);
+  // HEAD and OPTIONS: the status code (and headers) only.
+  return method === 'HEAD' || method === 'OPTIONS' ? { status: res.status, ...(res.headers ? { headers: res.headers } : {}) } : res;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patroni's parse_int(value, base_unit): strtol with base 0, then PostgreSQL memory units
+
+const HEX_RE = /^[-+]?0x[0-9a-fA-F]+/;
+const OCT_RE = /^[-+]?0[0-7]*/;
+const DEC_RE = /^[-+]?(0|[1-9][0-9]*)/;
+const DBL_RE = /^[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?/;
+const BYTE_UNITS: Readonly<Record<string, number>> = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+const ROUND_TO: Readonly<Record<string, string>> = { TB: 'GB', GB: 'MB', MB: 'kB', kB: 'B' };
+
+/** Round half to even (Patroni's rint). */
+function rint(x: number): number {
+  return Math.abs(x - Math.trunc(x)) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x);
+}
+
+function strtol(s: string): [number | null, string] {
+  for (const [re, base] of [
+    [HEX_RE, 16],
+    [OCT_RE, 8],
+    [DEC_RE, 10],
+  ] as const) {
+    const m = re.exec(s);
+    if (m) {
+      const text = m[0];
+      const neg = text.startsWith('-');
+      const digits = text.replace(/^[-+]/, '').replace(/^0x/i, '');
+      const n = digits === '' ? 0 : Number.parseInt(digits, base);
+      return [neg ? -n : n, s.slice(text.length)];
     }
-    if (pg.inRecovery && isSync(v)) r.sync_standby = true;
-  } else {
-    r.role = v.role;
   }
-  if (!v.cluster || !v.cluster.leader) r.cluster_unlocked = true;
-  r.dcs_last_seen = v.dcsLastSeen;
-  if (Object.keys(v.config.tags).length) r.tags = v.config.tags;
-  if (pg?.sysid) r.database_system_identifier = pg.sysid;
-  if (pg?.pendingRestart) r.pending_restart = true;
-  if (v.paused) r.pause = true;
-  r.patroni = { version: v.version, scope: v.scope, name: v.name };
-  return r;
+  return [null, s];
 }
 
-function metrics(v: ApiView): string {
-  const pg = v.pg;
-  const running = pg?.running && pg.accepting;
-  const primary = running && pg!.inRecovery === false;
-  const replica = running && pg!.inRecovery === true;
-  const scope = v.scope.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
-  const startSecs = pg?.postmasterStartTime ? Date.parse(pg.postmasterStartTime) / 1000 : 0;
-  const ver = v.version.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  const rows: Array<[string, 'gauge' | 'counter', string, number]> = [
-    ['patroni_version', 'gauge', 'Patroni-compatible version (pgwarden version, encoded as Patroni does).', (ver[0] ?? 0) * 10000 + (ver[1] ?? 0) * 100 + (ver[2] ?? 0)],
-    ['patroni_postgres_running', 'gauge', 'Value is 1 if Postgres is running, 0 otherwise.', running ? 1 : 0],
-    ['patroni_postmaster_start_time', 'gauge', 'Epoch seconds since Postgres started.', startSecs],
-    ['patroni_master', 'gauge', 'Value is 1 if this node is the leader, 0 otherwise.', primary && v.isLeader ? 1 : 0],
-    ['patroni_primary', 'gauge', 'Value is 1 if this node is the leader, 0 otherwise.', primary && v.isLeader ? 1 : 0],
-    ['patroni_xlog_location', 'counter', 'Current location of the Postgres transaction log, 0 if this node is not the leader.', primary ? pg!.walPosition ?? 0 : 0],
-    ['patroni_standby_leader', 'gauge', 'Value is 1 if this node is the standby_leader, 0 otherwise.', v.role === 'standby_leader' && v.isLeader ? 1 : 0],
-    ['patroni_replica', 'gauge', 'Value is 1 if this node is a replica, 0 otherwise.', replica ? 1 : 0],
-    ['patroni_sync_standby', 'gauge', 'Value is 1 if this node is a sync standby replica, 0 otherwise.', replica && isSync(v) ? 1 : 0],
-    ['patroni_xlog_received_location', 'counter', 'Current location of the received Postgres transaction log, 0 if this node is not a replica.', replica ? pg!.receiveLsn ?? 0 : 0],
-    ['patroni_xlog_replayed_location', 'counter', 'Current location of the replayed Postgres transaction log, 0 if this node is not a replica.', replica ? pg!.replayLsn ?? 0 : 0],
-    ['patroni_xlog_replayed_timestamp', 'gauge', 'Current timestamp of the replayed Postgres transaction log, 0 if null.', 0],
-    ['patroni_xlog_paused', 'gauge', 'Value is 1 if the Postgres xlog is paused, 0 otherwise.', 0],
-    ['patroni_postgres_server_version', 'gauge', 'Version of Postgres (if running), 0 otherwise.', pg?.serverVersion ?? 0],
-    ['patroni_cluster_unlocked', 'gauge', 'Value is 1 if the cluster is unlocked, 0 if locked.', v.cluster?.leader ? 0 : 1],
-    ['patroni_failsafe_mode_is_active', 'gauge', 'Value is 1 if failsafe mode is active, 0 if inactive.', 0],
-    ['patroni_postgres_timeline', 'counter', 'Postgres timeline of this node (if running), 0 otherwise.', running ? pg!.timeline ?? 0 : 0],
-    ['patroni_dcs_last_seen', 'gauge', 'Epoch timestamp when DCS was last contacted successfully by Patroni.', v.dcsLastSeen ?? 0],
-    ['patroni_pending_restart', 'gauge', 'Value is 1 if the node needs a restart, 0 otherwise.', pg?.pendingRestart ? 1 : 0],
-    ['patroni_is_paused', 'gauge', 'Value is 1 if auto failover is disabled, 0 otherwise.', v.paused ? 1 : 0],
-  ];
-  const out: string[] = [];
-  for (const [name, type, help, value] of rows) {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}{scope="${scope}"} ${value}`);
+/** A size as Patroni's `parse_int(value, 'B')` reads `?lag=`: `1048576`, `0x100000`, `1MB`, `1.5 GB`; null if unparsable. */
+export function parseIntWithUnit(value: string, baseUnit: 'B'): number | null {
+  const s = value.trim();
+  let [val, unit] = strtol(s);
+  if ((val === null && unit.startsWith('.')) || (unit && ['.', 'e', 'E'].includes(unit[0]!))) {
+    const m = DBL_RE.exec(s);
+    [val, unit] = m ? [Number(m[0]), s.slice(m[0].length)] : [null, s];
   }
-  return `${out.join('\n')}\n`;
+  if (val === null) return null;
+  unit = unit.trim();
+  if (!unit) return rint(val);
+  const mult = baseUnit === 'B' ? BYTE_UNITS[unit] : undefined;
+  if (mult === undefined) return null;
+  let bytes = val * mult;
+  const roundTo = ROUND_TO[unit];
+  if (roundTo) {
+    const m = BYTE_UNITS[roundTo]!;
+    bytes = rint(bytes / m) * m;
+  }
+  return rint(bytes);
 }
-
-/** `?lag=` values: bytes, or with units as Patroni's parse_int accepts (kB, MB, GB…). */
-export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|kB|KB|MB|GB|TB)?\s*$/.exec(s);
-  if (!m) return NaN;
-  const mult: Record<string, number> = { B: 1, kB: 1024, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
-  return Number(m[1]) * (mult[m[2] ?? 'B'] ?? 1);
-}
-
-function truthy(v: unknown): boolean {
-  return v === true || v === 'true' || v === 'on';
-}
-

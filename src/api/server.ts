@@ -1,64 +1,96 @@
-/** The REST API server: node:http (or https with restapi.certfile/keyfile), one error handler. */
+/** The REST API server: node:http (or node:https with restapi.certfile), one error handler, routes in routes.ts. */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { DaemonConfig } from '../config/types.js';
+import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { splitHostPort } from '../util/net.js';
 import { HttpError, route } from './routes.js';
 import type { ApiBackend, ApiResponse } from './types.js';
 
 const MAX_BODY = 1024 * 1024;
 
 export interface ApiServer {
+  /** Listen on `restapi.listen` (port 0: any free port); resolves with the address actually bound. */
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
+  /** The request listener, for embedding or tests. */
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
+}
+
+/**
+ * `host:port` as Patroni reads `restapi.listen`: an empty host or `*` means every interface
+ * (undefined for node: dual stack); IPv6 in brackets.
+ */
+export function parseListen(listen: string): { host: string | undefined; port: number } {
+  const m = /^\[([^\]]*)\]:(\d+)$/.exec(listen) ?? /^([^:]*):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`restapi.listen: expected <HOST>:<PORT>, got '${listen}'`);
+  const host = m[1] === '' || m[1] === '*' ? undefined : m[1];
+  return { host, port: Number(m[2]) };
 }
 
 export function createApiServer(opts: { backend: ApiBackend; config: DaemonConfig; log: Logger }): ApiServer {
   const { backend, config, log } = opts;
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    void respond(req, res);
-  };
+  const startedAt = backend.now();
+
   const respond = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const started = performance.now();
     let out: ApiResponse;
     try {
       const body = await readBody(req);
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const target = req.url ?? '/';
+      // Never let a target like `//host/x` be read as an authority.
+      const url = new URL(`http://localhost${target.startsWith('/') ? target : `/${target}`}`);
       const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
-      out = await route({ method: req.method ?? 'GET', path, query: url.searchParams, headers: req.headers, body }, backend);
+      out = await route({ method: req.method ?? 'GET', path, query: url.searchParams, headers: req.headers, body }, backend, { startedAt });
     } catch (e) {
       if (e instanceof HttpError) {
-        out = { status: e.status, body: { message: e.message } };
-        if (e.status === 401) out.headers = { 'WWW-Authenticate': 'Basic realm="pgwarden"' };
+        out = { status: e.status, body: { message: e.message }, ...(e.headers ? { headers: e.headers } : {}) };
       } else {
-        log.error({ err: e instanceof Error ? e.message : String(e), url: req.url }, 'REST API handler failed');
+        log.error({ err: errorMessage(e), method: req.method, url: req.url }, 'REST API handler failed');
         out = { status: 500, body: { message: 'internal error' } };
       }
     }
     send(req, res, out);
+    log.debug({ method: req.method, url: req.url, status: out.status, ms: Math.round((performance.now() - started) * 10) / 10 }, 'API request');
   };
-  const tls = config.restapi.certfile && config.restapi.keyfile;
-  const server = tls
-    ? https.createServer({ cert: readFileSync(config.restapi.certfile!), key: readFileSync(config.restapi.keyfile!) }, handle)
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    void respond(req, res);
+  };
+
+  const { certfile, keyfile } = config.restapi;
+  // As Patroni: a certfile makes it HTTPS; the key may live in the same PEM file.
+  const server = certfile
+    ? https.createServer({ cert: readFileSync(certfile), key: readFileSync(keyfile ?? certfile) }, handle)
     : http.createServer(handle);
   server.keepAliveTimeout = 5000;
+
   return {
     handle,
     listen: () =>
       new Promise((resolve, reject) => {
-        const { host, port } = splitHostPort(config.restapi.listen, 8008);
-        server.once('error', reject);
-        server.listen(port, host === '*' ? '0.0.0.0' : host, () => {
+        let host: string | undefined;
+        let port: number;
+        try {
+          ({ host, port } = parseListen(config.restapi.listen));
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        const onError = (e: Error): void => reject(new Error(`REST API cannot listen on ${config.restapi.listen}: ${e.message}`, { cause: e }));
+        server.once('error', onError);
+        server.listen(port, host, () => {
+          server.off('error', onError);
+          server.on('error', (e) => log.error({ err: e.message }, 'REST API server error'));
           const a = server.address();
-          resolve({ host, port: typeof a === 'object' && a ? a.port : port });
+          resolve({ host: host ?? '*', port: typeof a === 'object' && a ? a.port : port });
         });
       }),
     close: () =>
       new Promise((resolve) => {
+        if (!server.listening) return resolve();
         server.close(() => resolve());
-        server.closeAllConnections?.();
+        server.closeAllConnections();
       }),
   };
 }
@@ -70,8 +102,8 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY) {
+        req.removeAllListeners('data');
         reject(new HttpError(413, 'request body too large'));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -84,13 +116,21 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 function send(req: http.IncomingMessage, res: http.ServerResponse, out: ApiResponse): void {
   const noBody = req.method === 'HEAD' || req.method === 'OPTIONS';
   let payload = '';
-  let type = 'application/json';
+  const headers: Record<string, string | number> = {};
   if (out.text !== undefined) {
     payload = out.text;
-    type = 'text/plain; charset=utf-8';
+    headers['Content-Type'] = 'text/plain; charset=utf-8';
   } else if (out.body !== undefined) {
     payload = JSON.stringify(out.body);
+    headers['Content-Type'] = 'application/json';
   }
-  res.writeHead(out.status, { 'Content-Type': type, ...(noBody ? {} : { 'Content-Length': Buffer.byteLength(payload) }), ...out.headers });
-  res.end(noBody ? undefined : payload);
+  Object.assign(headers, out.headers);
+  if (noBody) payload = '';
+  headers['Content-Length'] = Buffer.byteLength(payload);
+  if (out.status === 413) headers.Connection = 'close';
+  res.writeHead(out.status, headers);
+  res.end(payload, () => {
+    // An oversized body is not read to its end: drop the connection instead.
+    if (out.status === 413) req.socket.destroy();
+  });
 }

@@ -1,28 +1,51 @@
-import type { DaemonConfig } from '../config/types.js';
+/**
+ * The REST API is an edge: it reads a state view owned by the HA loop and records intents (through
+ * optional backend hooks); it never manages PostgreSQL or decides anything about HA.
+ */
+import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import type { Cluster } from '../dcs/types.js';
-import type { HaView } from '../ha/loop.js';
+import type { PgObservation } from '../postgres/types.js';
 
-/** A consistent, cheap snapshot owned by the HA loop, plus identity. */
-export interface ApiView extends HaView {
+/** A consistent, cheap, synchronous snapshot owned by the HA loop, plus this member's identity. */
+export interface ApiView {
   name: string;
   scope: string;
+  /** pgwarden's version, reported as `patroni.version` and encoded into `patroni_version`. */
   version: string;
   config: DaemonConfig;
+  dynamic: DynamicConfig;
+  /** The last snapshot read from the store (null: never read). */
+  cluster: Cluster | null;
+  /** Wall-clock epoch seconds of the last successful store read. */
+  dcsLastSeen: number | null;
+  /** The last observation of the local PostgreSQL. */
+  pg: PgObservation | null;
+  /** Patroni's state: running | starting | stopped | stopping | crashed | creating replica | … */
+  state: string;
+  /** Patroni 3.0 role names. */
+  role: 'master' | 'replica' | 'standby_leader' | 'uninitialized' | 'demoted';
+  /** We hold the leader key (as of the last store read). */
+  isLeader: boolean;
   paused: boolean;
+  /** Monotonic ms (Clock.now()) when the last HA loop completed. */
+  lastLoopAt: number | null;
+  /** What the last HA tick did and why. */
+  lastAction: { action: string; reason: string } | null;
 }
 
 export interface ApiBackend {
   view(): ApiView;
-  /** A fresh store read (/cluster and /history force one, as Patroni does). */
+  /** A fresh store read (/cluster and /history force one, as Patroni does); a rejection gives 503. */
   loadCluster(): Promise<Cluster>;
-  /** Monotonic ms, for /liveness. */
+  /** Monotonic ms (for /liveness). */
   now(): number;
-  /** POST /reload: re-read the config (SIGHUP equivalent). */
+  /** POST /reload: re-read the config file (the SIGHUP equivalent). */
   requestReload?(): void;
 }
 
 export interface ApiRequest {
   method: string;
+  /** Decoded-as-sent path without the query string, e.g. `/replica`. */
   path: string;
   query: URLSearchParams;
   headers: Record<string, string | string[] | undefined>;
@@ -31,8 +54,9 @@ export interface ApiRequest {
 
 export interface ApiResponse {
   status: number;
+  /** A JSON body. */
   body?: unknown;
-  /** text/plain bodies (metrics, plain messages); JSON otherwise. */
+  /** A text/plain body (metrics, Patroni's plain messages); wins over `body`. */
   text?: string;
   headers?: Record<string, string>;
 }

@@ -3,6 +3,7 @@
  * exists, `bootstrap.dcs` before that. Bad stored values never stop a running daemon: the default is
  * kept and a warning names the key.
  */
+import { toBool, toNumber } from './schema.js';
 import { DYNAMIC_DEFAULTS, type DynamicConfig, type PgParamValue } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -11,14 +12,19 @@ type Obj = Record<string, unknown>;
 export const TIMING_FLOORS = { ttl: 5, loop_wait: 1, retry_timeout: 1 } as const;
 
 export function effectiveDynamicConfig(stored: Obj | null, bootstrapDcs: Obj): { dynamic: DynamicConfig; warnings: string[] } {
-  const src = stored ?? bootstrapDcs ?? {};
+  const given = stored ?? bootstrapDcs ?? {};
   const warnings: string[] = [];
+  // Patroni 3.0 reads the old master_* names when the primary_* one is absent.
+  const src: Obj = { ...given };
+  for (const [old, now] of [['master_start_timeout', 'primary_start_timeout'], ['master_stop_timeout', 'primary_stop_timeout']] as const) {
+    if (src[now] === undefined && src[old] !== undefined) src[now] = src[old];
+  }
   const num = (key: keyof typeof DYNAMIC_DEFAULTS, min = 0): number => {
     const def = DYNAMIC_DEFAULTS[key] as number;
     const v = src[key];
     if (v === undefined || v === null) return def;
-    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isFinite(n) || n < min) {
+    const n = toNumber(v);
+    if (n === null || n < min) {
       warnings.push(`config.${key}: expected a number${min ? ` ≥ ${min}` : ''}, got ${JSON.stringify(v)}; using ${def}`);
       return def;
     }
@@ -54,7 +60,13 @@ export function effectiveDynamicConfig(stored: Obj | null, bootstrapDcs: Obj): {
       `config: loop_wait + 2*retry_timeout must not exceed ttl ${ttl} (was ${before}); using loop_wait ${loopWait}, retry_timeout ${retryTimeout}`,
     );
   }
+  if (src.postgresql != null && !isObj(src.postgresql)) {
+    warnings.push(`config.postgresql: expected a mapping, got ${JSON.stringify(src.postgresql)}; ignored`);
+  }
   const pgIn = isObj(src.postgresql) ? src.postgresql : {};
+  if (pgIn.parameters != null && !isObj(pgIn.parameters)) {
+    warnings.push(`config.postgresql.parameters: expected a mapping, got ${JSON.stringify(pgIn.parameters)}; ignored`);
+  }
   const params = isObj(pgIn.parameters) ? filterParams(pgIn.parameters, warnings) : {};
   const syncMode = src.synchronous_mode === 'quorum' ? 'quorum' : bool(src, 'synchronous_mode', false);
   const dynamic: DynamicConfig = {
@@ -76,7 +88,7 @@ export function effectiveDynamicConfig(stored: Obj | null, bootstrapDcs: Obj): {
       parameters: params,
       ...(Array.isArray(pgIn.pg_hba) ? { pg_hba: pgIn.pg_hba.map(String) } : {}),
     },
-    raw: structuredClone(src),
+    raw: structuredClone(given),
   };
   return { dynamic, warnings };
 }
@@ -99,17 +111,6 @@ function filterParams(p: Obj, warnings: string[]): Record<string, PgParamValue> 
     else if (v !== null) warnings.push(`config.postgresql.parameters.${k}: expected a scalar, got ${JSON.stringify(v)}; ignored`);
   }
   return out;
-}
-
-function toBool(v: unknown): boolean | null {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v === 1 ? true : v === 0 ? false : null;
-  if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (['true', 'on', 'yes', '1'].includes(s)) return true;
-    if (['false', 'off', 'no', '0'].includes(s)) return false;
-  }
-  return null;
 }
 
 function isObj(v: unknown): v is Obj {

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../util/errors.js';
 import type { DaemonConfig } from './types.js';
-import { KNOWN_KEYS, daemonSchema, show } from './schema.js';
+import { KNOWN_KEYS, daemonSchema, show, splitHostPort, toBool } from './schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -26,8 +26,12 @@ export function loadConfig(opts: { file?: string; text?: string; env?: NodeJS.Pr
   }
   const unsupported = unknownKeys(raw);
   const warnings = unsupported.map((k) => `${k}: not supported yet, ignored`);
-  const parsed = daemonSchema.safeParse(raw);
-  if (!parsed.success) throw toConfigError(parsed.error);
+  const parsed = daemonSchema.safeParse(raw, { reportInput: true });
+  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map(describeIssue);
+  if (raw.etcd3 === undefined && raw.kubernetes === undefined) {
+    problems.push({ path: 'etcd3', msg: 'required: a store section (`etcd3:` with hosts, or `kubernetes:`)' });
+  }
+  if (!parsed.success || problems.length) throw toConfigError(problems);
   return normalise(parsed.data, unsupported, warnings);
 }
 
@@ -97,12 +101,21 @@ function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
     pgAuth[kind] = { ...(pgAuth[kind] as Obj | undefined), ...a };
   }
   for (const [k, v] of Object.entries(env)) {
-    const m = /^PATRONI_(ETCD3|KUBERNETES)_(HOSTS?|PROTOCOL|NAMESPACE|LABELS|USE_ENDPOINTS|POD_IP|PORTS|SCOPE_LABEL|ROLE_LABEL|CONTEXT|CACERT|CERT|KEY)$/.exec(k);
-    if (!m || v === undefined || v === '') continue;
+    const m =
+      /^PATRONI_(ETCD3|KUBERNETES)_(HOSTS?|PORT|PROTOCOL|URL|PROXY|SRV|SRV_SUFFIX|NAMESPACE|LABELS|USE_ENDPOINTS|BYPASS_API_SERVICE|POD_IP|PORTS|SCOPE_LABEL|ROLE_LABEL|CONTEXT|CACERT|CERT|KEY|KEY_PASSWORD|VERIFY|TOKEN|RETRIABLE_HTTP_CODES)$/.exec(
+        k,
+      );
+    if (!m || v === undefined) continue;
     used.add(k);
+    if (v === '') continue;
     const dcs = m[1]!.toLowerCase();
     const key = m[2]!.toLowerCase();
-    section(raw, dcs)[key] = key === 'hosts' || key === 'ports' ? parseList(v) : key === 'labels' ? parseDict(v) : v;
+    let value: unknown = v;
+    if (['hosts', 'ports', 'retriable_http_codes'].includes(key)) value = parseList(v);
+    else if (key === 'labels') value = parseDict(v);
+    else if (key === 'port') value = Number.isInteger(Number(v)) ? Number(v) : v;
+    else if (['use_endpoints', 'bypass_api_service', 'verify'].includes(key)) value = toBool(v) ?? v;
+    section(raw, dcs)[key] = value;
   }
   const etcdAuth = auth('etcd3');
   if (Object.keys(etcdAuth).length) Object.assign(section(raw, 'etcd3'), etcdAuth);
@@ -153,34 +166,59 @@ function unknownKeys(raw: Obj): string[] {
   return out;
 }
 
-function toConfigError(err: z.ZodError): ConfigError {
-  const parts = err.issues.map((i) => {
-    const path = i.path.map(String).join('.');
-    let msg = i.message;
-    if (i.code === 'invalid_type' && /received undefined/i.test(msg)) msg = 'required';
-    if (i.code === 'invalid_type' && !/^expected|required/.test(msg)) msg = `expected ${i.expected}`;
-    return { path, msg };
-  });
-  const first = parts[0] ?? { path: '', msg: 'invalid configuration' };
+interface Problem {
+  path: string;
+  msg: string;
+}
+
+const KIND: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'a boolean',
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+};
+
+/** One zod issue → `{ path, reason }` in our wording ("required", "expected a string, got 3"). */
+function describeIssue(i: z.core.$ZodIssue): Problem {
+  const path = i.path.map(String).join('.');
+  const input = (i as { input?: unknown }).input;
+  if (i.code === 'invalid_type') {
+    if (input === undefined) return { path, msg: 'required' };
+    if (/^(expected|required)/.test(i.message)) return { path, msg: i.message };
+    return { path, msg: `expected ${KIND[i.expected] ?? i.expected}, got ${show(input)}` };
+  }
+  if (i.code === 'invalid_value' && !/^expected/.test(i.message)) {
+    return { path, msg: `expected one of ${i.values.map((v) => show(v)).join(', ')}, got ${show(input)}` };
+  }
+  return { path, msg: i.message };
+}
+
+/** All problems in one line; the first one's key is the error's `path`. */
+function toConfigError(problems: Problem[]): ConfigError {
+  const first = problems[0] ?? { path: '', msg: 'invalid configuration' };
   const e = new ConfigError(first.path, first.msg);
-  if (parts.length > 1) e.message = parts.map((p) => `${p.path}: ${p.msg}`).join('; ');
+  if (problems.length > 1) e.message = problems.map((p) => (p.path ? `${p.path}: ${p.msg}` : p.msg)).join('; ');
   return e;
 }
 
 function normalise(c: z.output<typeof daemonSchema>, unsupported: string[], warnings: string[]): LoadedConfig {
-  if (!c.etcd3 && !c.kubernetes) {
-    throw new ConfigError('etcd3', 'required: a store section (`etcd3:` with hosts, or `kubernetes:`)');
-  }
-  const hosts = c.etcd3 ? [...(c.etcd3.hosts ?? []), ...(c.etcd3.host ? [c.etcd3.host] : [])] : [];
-  if (c.etcd3 && hosts.length === 0) throw new ConfigError('etcd3.hosts', 'required: at least one "host:port"');
+  const problems: Problem[] = [];
+  const hosts = c.etcd3 ? [...new Set([...(c.etcd3.hosts ?? []), ...(c.etcd3.host ?? [])])] : [];
+  if (c.etcd3 && hosts.length === 0) problems.push({ path: 'etcd3.hosts', msg: 'required: at least one "host:port"' });
   const connect = (listen: string, given: string | undefined, key: string): string => {
     if (given) return given;
-    const host = listen.slice(0, listen.lastIndexOf(':'));
-    if (['', '*', '0.0.0.0', '::', '[::]'].includes(host)) {
-      throw new ConfigError(key, `required when listen is ${show(listen)} (other members need an address to reach this one)`);
+    const hp = splitHostPort(listen)!;
+    const host = hp.host.split(',')[0]!.trim();
+    if (['', '*', '0.0.0.0', '::'].includes(host)) {
+      problems.push({ path: key, msg: `required when listen is ${show(listen)} (other members need an address to reach this one)` });
+      return listen;
     }
-    warnings.push(`${key}: not set, using ${listen} from listen`);
-    return listen;
+    const addr = `${host.includes(':') ? `[${host}]` : host}:${hp.port}`;
+    warnings.push(`${key}: not set, using ${addr} from listen`);
+    return addr;
   };
   const config: DaemonConfig = {
     scope: c.scope,
@@ -197,5 +235,6 @@ function normalise(c: z.output<typeof daemonSchema>, unsupported: string[], warn
     tags: c.tags,
     unsupported,
   };
+  if (problems.length) throw toConfigError(problems);
   return { config, warnings };
 }

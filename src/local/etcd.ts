@@ -94,13 +94,29 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdProcess> {
     clientPort,
     peerPort,
     stop,
-    pause: () => void signal('SIGSTOP'),
+    pause: () => {
+      if (!signal('SIGSTOP')) throw new Error(`etcd (pid ${pid}) is not running: cannot pause it`);
+      // SIGSTOP reaches a multi-threaded process asynchronously: return only once it is really stopped.
+      const deadline = performance.now() + 5000;
+      while (processState(pid) !== 'T' && performance.now() < deadline) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    },
     resume: () => void signal('SIGCONT'),
     restart: async () => {
       await stop();
       await launch();
     },
   };
+}
+
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch {
+    return null;
+  }
 }
 
 async function waitServing(endpoint: string, logFile: string, alive: () => boolean): Promise<void> {

@@ -2,6 +2,7 @@
  * Pure generation of PostgreSQL's config files from the daemon config (Patroni style: initdb's own
  * postgresql.conf is kept as postgresql.base.conf and included first; ours follows and wins).
  */
+import { dirname, join, resolve } from 'node:path';
 import type { DaemonConfig, DynamicConfig, PgParamValue } from '../config/types.js';
 import type { UpstreamConn } from './types.js';
 
@@ -42,15 +43,33 @@ export function listenParts(listen: string): { addresses: string; port: number }
   return { addresses: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig): Record<string, PgParamValue> {
+export interface ParamOptions {
+  /**
+   * unix_socket_directories when the config sets none. Default: the data dir's parent (PostgreSQL's
+   * lock file goes there, so it must be writable by the PostgreSQL user; the socket path must stay short).
+   */
+  socketDir?: string;
+}
+
+/** The data dir's parent: where the default socket goes. */
+export function defaultSocketDir(config: DaemonConfig): string {
+  return dirname(resolve(config.postgresql.data_dir));
+}
+
+export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig, opts: ParamOptions = {}): Record<string, PgParamValue> {
   const local = Object.fromEntries(Object.entries(config.postgresql.parameters).filter(([k]) => !CLUSTER_WIDE.has(k)));
   const { addresses, port } = listenParts(config.postgresql.listen);
   const params: Record<string, PgParamValue> = { ...DEFAULTS, ...dynamic.postgresql.parameters, ...local };
   params.listen_addresses = addresses;
   params.port = port;
-  params.cluster_name ??= config.scope;
-  if (params.wal_level === 'minimal') params.wal_level = 'replica';
+  params.cluster_name = config.scope;
+  if (params.wal_level !== 'logical') params.wal_level = 'replica';
   params.hot_standby = 'on';
+  params.wal_log_hints = 'on';
+  params.hba_file = join(resolve(config.postgresql.data_dir), 'pg_hba.conf');
+  params.unix_socket_directories ??= opts.socketDir ?? defaultSocketDir(config);
+  // Standby settings are written by us from the HA state, never taken from the parameters.
+  for (const k of ['primary_conninfo', 'primary_slot_name', 'recovery_target_timeline', 'config_file', 'data_directory']) delete params[k];
   return params;
 }
 
@@ -83,7 +102,7 @@ export function primaryConninfo(config: DaemonConfig, up: UpstreamConn): string 
     .join(' ');
 }
 
-export interface ConfOptions {
+export interface ConfOptions extends ParamOptions {
   includeBase: boolean;
   /** null: not a standby (primary); undefined upstream inside: a standby without an upstream yet. */
   standby: { upstream: UpstreamConn | null; useSlots: boolean } | null;
@@ -92,7 +111,7 @@ export interface ConfOptions {
 export function postgresqlConf(config: DaemonConfig, dynamic: DynamicConfig, opts: ConfOptions): string {
   const lines = ['# Written by pgwarden: changes here are overwritten. Set parameters in the pgwarden config.'];
   if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
-  const params = effectiveParameters(config, dynamic);
+  const params = effectiveParameters(config, dynamic, opts);
   for (const k of Object.keys(params).sort()) lines.push(`${k} = ${quoteValue(params[k]!)}`);
   if (opts.standby) {
     const up = opts.standby.upstream;

@@ -3,7 +3,7 @@
  * pg_controldata) and a superuser connection. Never deletes a data directory: a failed copy is
  * cleaned only when the directory was empty before; anything else is moved aside.
  */
-import { existsSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, openSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
@@ -11,10 +11,11 @@ import type { Clock } from '../util/clock.js';
 import { PostgresError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { findBinDir } from './bin.js';
-import { listenParts, pgHbaConf, postgresqlConf } from './conf.js';
+import { conninfoValue, defaultSocketDir, listenParts, pgHbaConf, postgresqlConf } from './conf.js';
 import { parseControlData, type ControlData } from './controldata.js';
-import { parseLsn } from './lsn.js';
-import { chownToPg, ensureDir, runPg, writePgFile, type RunResult } from './run.js';
+import { formatLsn, parseLsn } from './lsn.js';
+import { processStartTime } from '../util/proc.js';
+import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './run.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
 
 export interface LocalPostgresOptions {
@@ -55,8 +56,8 @@ export class LocalPostgres implements PostgresControl {
   readonly logFile: string;
   private client: pg.Client | null = null;
   private cachedControl: ControlData | null = null;
-  /** The standby settings we last wrote (null: primary). */
-  private standby: { upstream: UpstreamConn | null } | null = null;
+  /** The standby settings we last wrote (null: primary; undefined: not written by this process yet). */
+  private standby: { upstream: UpstreamConn | null } | null | undefined = undefined;
 
   constructor(o: LocalPostgresOptions) {
     this.cfg = o.config;
@@ -110,24 +111,11 @@ export class LocalPostgres implements PostgresControl {
 
   /** The postmaster's PID if postmaster.pid names a live postgres process of this data dir. */
   postmasterPid(): number | null {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    } catch {
-      return null;
-    }
-    if (!(pid > 0)) return null;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') return null;
-      try {
-        if (resolve(readlinkSync(`/proc/${pid}/cwd`)) !== this.dataDir) return null;
-      } catch {
-        // not allowed to read another user's cwd: comm is all we can check
-      }
-      return pid;
-    } catch {
-      return null;
-    }
+    const pid = lockFilePid(join(this.dataDir, 'postmaster.pid'));
+    if (pid === null || !isLivePostgres(pid)) return null;
+    const cwd = cwdOf(pid);
+    // (cwd is unreadable only for another user's process when we are not root: comm is all we can check)
+    return cwd === null || cwd === this.dataDir ? pid : null;
   }
 
   async observe(): Promise<PgObservation> {
@@ -178,6 +166,7 @@ export class LocalPostgres implements PostgresControl {
         (SELECT timeline_id FROM pg_control_checkpoint()) AS ctl,
         EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart) AS pending,
         current_setting('primary_conninfo') AS conninfo,
+        (SELECT sender_host || ':' || sender_port FROM pg_stat_wal_receiver WHERE sender_host IS NOT NULL LIMIT 1) AS sender,
         (SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming') AS rtli,
         (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming') > 0 AS streaming`);
     const row = r.rows[0] as Record<string, unknown>;
@@ -211,7 +200,7 @@ export class LocalPostgres implements PostgresControl {
       receiveLsn: recv,
       replayLsn: replay,
       streaming: row.streaming === true,
-      upstream: inRecovery ? conninfoHostPort(String(row.conninfo ?? '')) : null,
+      upstream: inRecovery ? ((row.sender as string | null) ?? conninfoHostPort(String(row.conninfo ?? ''))) : null,
       pendingRestart: row.pending === true,
       replication,
     };
@@ -220,9 +209,9 @@ export class LocalPostgres implements PostgresControl {
   private connParams(): pg.ClientConfig {
     const su = this.cfg.postgresql.authentication.superuser;
     const { addresses, port } = listenParts(this.cfg.postgresql.listen);
-    const sockets = String(this.cfg.postgresql.parameters.unix_socket_directories ?? '').split(',')[0]?.trim();
+    // TCP to the listen address (loopback when it listens on all of them): the same path remote members use.
     const first = addresses.split(',')[0]!.trim();
-    const host = sockets && existsSync(join(sockets, `.s.PGSQL.${port}`)) ? sockets : ['*', '0.0.0.0', '', '::'].includes(first) ? '127.0.0.1' : first;
+    const host = ['*', '0.0.0.0', '', 'localhost'].includes(first) ? '127.0.0.1' : first === '::' ? '::1' : first;
     return {
       host,
       port,
@@ -270,6 +259,7 @@ export class LocalPostgres implements PostgresControl {
       join(this.dataDir, 'postgresql.conf'),
       postgresqlConf(this.cfg, this.dynamic, {
         includeBase: existsSync(base),
+        socketDir: this.socketDir(),
         standby: standby ? { upstream: standby.upstream, useSlots: this.dynamic.postgresql.use_slots } : null,
       }),
     );
@@ -278,6 +268,32 @@ export class LocalPostgres implements PostgresControl {
     if (standby) writePgFile(signal, '');
     else rmSync(signal, { force: true });
     this.standby = standby;
+  }
+
+  /**
+   * The default socket directory is the data dir's parent; when the PostgreSQL user cannot write
+   * there, or the socket path would be too long for sun_path (107 bytes), /tmp instead.
+   */
+  private socketDir(): string {
+    const parent = defaultSocketDir(this.cfg);
+    const { port } = listenParts(this.cfg.postgresql.listen);
+    if (writableByPg(parent) && `${parent}/.s.PGSQL.${port}.lock`.length < 100) return parent;
+    this.log.warn({ parent }, 'data dir parent is not usable for the unix socket: using /tmp');
+    return '/tmp';
+  }
+
+  /** What the running server's standby settings are, for a process that did not write them itself. */
+  private async currentStandby(): Promise<{ upstream: UpstreamConn | null } | null> {
+    const rows = await this.query(
+      "SELECT pg_is_in_recovery() AS rec, current_setting('primary_conninfo') AS ci, current_setting('primary_slot_name') AS slot",
+    );
+    const r = rows[0] ?? {};
+    if (r.rec !== true) return null;
+    const hp = conninfoHostPort(String(r.ci ?? ''));
+    if (!hp) return { upstream: null };
+    const i = hp.lastIndexOf(':');
+    const slot = String(r.slot ?? '');
+    return { upstream: { host: hp.slice(0, i), port: Number(hp.slice(i + 1)), ...(slot ? { slotName: slot } : {}) } };
   }
 
   // ---------- lifecycle ----------
@@ -351,34 +367,80 @@ export class LocalPostgres implements PostgresControl {
 
   async start(opts: { upstream: UpstreamConn | null; timeoutMs: number }): Promise<void> {
     if (this.postmasterPid() !== null) return;
-    this.removeStalePid();
+    await this.clearStaleLocks(opts.timeoutMs);
     this.writeConfig({ upstream: opts.upstream });
     await this.pgCtlStart(opts.timeoutMs);
     await this.waitAccepting(opts.timeoutMs);
   }
 
-  /** postmaster.pid left by a killed postmaster: its PID is dead or (PIDs wrap) someone else's. */
-  private removeStalePid(): void {
-    const f = join(this.dataDir, 'postmaster.pid');
-    if (existsSync(f) && this.postmasterPid() === null) {
-      this.log.warn('removing a stale postmaster.pid (its process is gone)');
+  /**
+   * A killed postmaster leaves postmaster.pid and the socket lock files behind. PostgreSQL itself
+   * ignores them when their PID is gone, but not when the PID is a zombie nobody reaped or (PIDs wrap)
+   * another process: then we remove them, but only once no backend of the old server still works in
+   * the data dir (removing postmaster.pid drops PostgreSQL's own shared-memory interlock).
+   */
+  private async clearStaleLocks(timeoutMs: number): Promise<void> {
+    const pidFile = join(this.dataDir, 'postmaster.pid');
+    const sockets = String(this.effectiveSocketDirs())
+      .split(',')
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => join(d, `.s.PGSQL.${listenParts(this.cfg.postgresql.listen).port}.lock`));
+    const exists = (f: string) => {
+      const pid = lockFilePid(f);
+      return pid !== null && processStartTime(pid) !== null;
+    };
+    // postmaster.pid: stale unless it names our live postmaster. A socket lock: stale unless it names a
+    // live postgres (possibly another server on the same port, which must keep it).
+    const stale = [
+      ...(exists(pidFile) && this.postmasterPid() === null ? [pidFile] : []),
+      ...sockets.filter((f) => exists(f) && !isLivePostgres(lockFilePid(f)!)),
+    ];
+    if (stale.length === 0) return;
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const orphans = processesIn(this.dataDir);
+      if (orphans.length === 0) break;
+      if (this.clock.now() > deadline) {
+        throw new PostgresError(`processes of a killed postmaster still run in ${this.dataDir}: ${orphans.join(', ')}`);
+      }
+      await this.clock.sleep(100);
+    }
+    for (const f of stale) {
+      this.log.warn({ file: f }, 'removing a stale lock file (its PID is a zombie or another process)');
       rmSync(f, { force: true });
     }
+  }
+
+  private effectiveSocketDirs(): string {
+    const p = this.cfg.postgresql.parameters.unix_socket_directories ?? this.dynamic.postgresql.parameters.unix_socket_directories;
+    return p !== undefined ? String(p) : this.socketDir();
   }
 
   private async pgCtlStart(timeoutMs: number): Promise<void> {
     closeSync(openSync(this.logFile, 'a'));
     chownToPg(this.logFile);
-    const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
-    const r = await this.run('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', secs, '-l', this.logFile], timeoutMs + 10_000);
-    if (r.code !== 0) {
-      throw new PostgresError(`pg_ctl start failed (exit ${r.code}): ${this.logTail()}`);
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const from = statSync(this.logFile).size;
+      const secs = String(Math.max(1, Math.ceil((deadline - this.clock.now()) / 1000)));
+      const r = await this.run('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', secs, '-l', this.logFile], timeoutMs + 10_000);
+      if (r.code === 0) return;
+      const log = this.logTail(from);
+      // Backends of a killed postmaster keep its shared memory until they notice and exit.
+      if (/pre-existing shared memory block .* is still in use/.test(log) && this.clock.now() < deadline) {
+        this.log.info('shared memory of a killed postmaster still in use: waiting for its processes to exit');
+        await this.clock.sleep(200);
+        continue;
+      }
+      throw new PostgresError(`pg_ctl start failed (exit ${r.code}): ${log || (r.stderr || r.stdout).trim()}`);
     }
   }
 
-  private logTail(): string {
+  private logTail(from = 0): string {
     try {
-      return readFileSync(this.logFile, 'utf8').trim().split('\n').slice(-5).join(' | ');
+      const text = readFileSync(this.logFile).subarray(from).toString('utf8');
+      return text.trim().split('\n').slice(-5).join(' | ');
     } catch {
       return '(no log)';
     }
@@ -451,6 +513,7 @@ export class LocalPostgres implements PostgresControl {
 
   async reloadConfig(): Promise<void> {
     if (this.postmasterPid() === null) return;
+    if (this.standby === undefined) this.standby = await this.currentStandby();
     this.writeConfig(this.standby);
     await this.query('SELECT pg_reload_conf()');
   }
@@ -480,14 +543,43 @@ export class LocalPostgres implements PostgresControl {
       const h = await c.query('SELECT pg_read_file($1) AS h', [`pg_wal/${tl.toString(16).toUpperCase().padStart(8, '0')}.history`]);
       return { tl, history: String(h.rows[0]?.h ?? '') };
     });
-    return needsRewind(cd, tl, history);
+    const pos = localPosition(cd);
+    const end = pos && !pos.inRecovery ? await this.checkpointEnd(pos.timeline, pos.lsn) : null;
+    return needsRewind(cd, tl, history, end);
+  }
+
+  /**
+   * Where the checkpoint record at `lsn` ends (Patroni reads it with pg_waldump: the record after a
+   * shutdown checkpoint is missing, and the error names where it would have started). null if unknown.
+   */
+  private async checkpointEnd(timeline: number, lsn: number): Promise<number | null> {
+    const args = ['-p', join(this.dataDir, 'pg_wal'), '-t', String(timeline), '-s', formatLsn(lsn), '-n', '2'];
+    const r = await this.run('pg_waldump', args, 30_000).catch(() => null);
+    if (!r) return null;
+    return parseWaldumpEnd(r.stdout, r.stderr, lsn);
+  }
+
+  /** pg_rewind reads the source's timeline from its pg_control: it must have checkpointed since promotion. */
+  private async ensureSourceCheckpoint(from: UpstreamConn): Promise<void> {
+    await this.withSource(from, async (c) => {
+      const r = await c.query(`SELECT pg_is_in_recovery() AS rec, NOT pg_is_in_recovery()
+          AND ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int = timeline_id AS ok
+        FROM pg_control_checkpoint()`);
+      if (r.rows[0]?.rec === true) throw new PostgresError(`rewind source ${from.host}:${from.port} is in recovery`);
+      if (r.rows[0]?.ok !== true) {
+        this.log.info('rewind source has not checkpointed since its promotion: running CHECKPOINT there');
+        await c.query('SET statement_timeout = 0');
+        await c.query('CHECKPOINT');
+      }
+    });
   }
 
   async rewind(from: UpstreamConn): Promise<void> {
     const { superuser, rewind } = this.cfg.postgresql.authentication;
     const user = rewind ?? superuser;
-    this.removeStalePid();
-    const src = `host=${from.host} port=${from.port} user=${user.username} dbname=postgres`;
+    await this.clearStaleLocks(60_000);
+    await this.ensureSourceCheckpoint(from);
+    const src = `host=${conninfoValue(from.host)} port=${from.port} user=${conninfoValue(user.username)} dbname=postgres`;
     this.log.info({ from: `${from.host}:${from.port}` }, 'running pg_rewind');
     const r = await this.run('pg_rewind', [`--target-pgdata=${this.dataDir}`, `--source-server=${src}`, '--progress'], 3600_000, { PGPASSWORD: user.password ?? '' });
     if (r.code !== 0) throw new PostgresError(`pg_rewind failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
@@ -532,17 +624,58 @@ export class LocalPostgres implements PostgresControl {
   }
 }
 
-/** Patroni rewind.py `_check_timeline_and_lsn`, from our pg_control and the source's history file. */
-export function needsRewind(cd: ControlData, sourceTl: number, historyFile: string): boolean {
-  const localTl = cd.timeline!;
-  if (localTl === sourceTl) return false;
-  if (localTl > sourceTl) return true;
-  const crashed = cd.state === 'in production' || cd.state === 'in crash recovery' || cd.state === 'shutting down';
-  if (crashed) return true;
-  const switchpoint = parseHistoryFile(historyFile).find(([tl]) => tl === localTl)?.[1];
-  if (switchpoint === undefined) return true;
-  const localLsn = Math.max(cd.checkpointLsn ?? 0, cd.minRecoveryTimeline === localTl ? cd.minRecoveryLsn ?? 0 : 0);
-  return localLsn > switchpoint;
+export interface LocalPosition {
+  inRecovery: boolean;
+  timeline: number;
+  lsn: number;
+}
+
+/**
+ * Patroni rewind.py `_get_local_timeline_lsn_from_controldata`: a stopped replica counts from its
+ * minimum recovery point, a cleanly stopped primary from its shutdown checkpoint; null when it crashed.
+ */
+export function localPosition(cd: ControlData): LocalPosition | null {
+  let state = cd.state;
+  if (state === 'shut down in recovery' || state === 'in archive recovery') {
+    if (cd.minRecoveryLsn && cd.minRecoveryTimeline) return { inRecovery: true, timeline: cd.minRecoveryTimeline, lsn: cd.minRecoveryLsn };
+    state = 'shut down'; // it was a primary when it stopped
+  }
+  if (state === 'shut down' && cd.timeline && cd.checkpointLsn !== null) return { inRecovery: false, timeline: cd.timeline, lsn: cd.checkpointLsn };
+  return null;
+}
+
+/**
+ * Patroni rewind.py `_check_timeline_and_lsn`, from our pg_control, the source's current timeline and
+ * its history file. `checkpointEnd`: where our shutdown checkpoint record ends (a former primary is in
+ * sync only when the switch point is exactly there). A crashed data dir (no clean position) needs a
+ * rewind whenever its timeline differs from the source's.
+ */
+export function needsRewind(cd: ControlData, sourceTl: number, historyFile: string, checkpointEnd: number | null = null): boolean {
+  const pos = localPosition(cd);
+  if (!pos) return (cd.timeline ?? 0) !== sourceTl;
+  if (pos.timeline > sourceTl) return true;
+  if (pos.timeline === sourceTl) return false;
+  for (const [parent, switchpoint] of parseHistoryFile(historyFile)) {
+    if (parent === pos.timeline) {
+      if (pos.inRecovery) return pos.lsn > switchpoint;
+      if (pos.lsn >= switchpoint) return true;
+      return switchpoint !== checkpointEnd;
+    }
+    if (parent > pos.timeline) return true;
+  }
+  return true;
+}
+
+/**
+ * The end of the record at `lsn` from `pg_waldump -s lsn -n 2` on a stopped cluster: one record is
+ * printed, then reading the next fails with "error in WAL record at <lsn>: invalid record length at <end>".
+ */
+export function parseWaldumpEnd(stdout: string, stderr: string, lsn: number): number | null {
+  const out = stdout.trim().split('\n').filter(Boolean);
+  if (out.length !== 1) return null;
+  const m = /error in WAL record at ([0-9A-Fa-f]+\/[0-9A-Fa-f]+): invalid record length at ([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(stderr);
+  if (!m || parseLsn(m[1]) !== lsn) return null;
+  return parseLsn(m[2]);
 }
 
 export function parseHistoryFile(text: string): Array<[number, number, string]> {
@@ -550,6 +683,45 @@ export function parseHistoryFile(text: string): Array<[number, number, string]> 
   for (const line of text.split('\n')) {
     const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)\s*(.*)$/.exec(line);
     if (m) out.push([Number(m[1]), parseLsn(m[2]!)!, m[3]!.trim()]);
+  }
+  return out;
+}
+
+/** The PID on the first line of postmaster.pid or a socket lock file. */
+function lockFilePid(file: string): number | null {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+    return pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A running (not zombie) process named postgres. */
+function isLivePostgres(pid: number): boolean {
+  try {
+    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') return false;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+function cwdOf(pid: number): string | null {
+  try {
+    return resolve(readlinkSync(`/proc/${pid}/cwd`));
+  } catch {
+    return null;
+  }
+}
+
+/** Live postgres processes working in `dataDir` (every server process has the data dir as its cwd). */
+function processesIn(dataDir: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    const pid = Number(e);
+    if (pid > 0 && isLivePostgres(pid) && cwdOf(pid) === dataDir) out.push(pid);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 /** Running PostgreSQL's programs: as the `postgres` OS user when we are root (PostgreSQL refuses root). */
 import { spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pgOsUser, type OsUser } from '../util/users.js';
 
 export interface RunResult {
@@ -44,10 +45,34 @@ export function runPg(
   });
 }
 
-/** mkdir -p, then give the last component to the PostgreSQL user with `mode`. */
+/**
+ * mkdir -p, then give `path` to the PostgreSQL user with `mode`. Parents we have to create are made
+ * 0755 and given to the PostgreSQL user too (it must reach the data dir and may keep its socket there);
+ * parents that exist are left alone.
+ */
 export function ensureDir(path: string, mode: number): void {
-  if (!existsSync(path)) mkdirSync(path, { recursive: true, mode });
+  const parent = dirname(path);
+  if (parent !== path && !existsSync(parent)) ensureDir(parent, 0o755);
+  if (!existsSync(path)) mkdirSync(path, { mode });
   chownToPg(path);
+}
+
+/** Can the PostgreSQL user create files in `dir`? (A permission-bit check: no ACLs.) */
+export function writableByPg(dir: string): boolean {
+  const user = runAsUser();
+  try {
+    if (!user) {
+      accessSync(dir, constants.W_OK | constants.X_OK);
+      return true;
+    }
+    const st = statSync(dir);
+    if (!st.isDirectory()) return false;
+    if (st.uid === user.uid) return (st.mode & 0o300) === 0o300;
+    if (st.gid === user.gid) return (st.mode & 0o030) === 0o030;
+    return (st.mode & 0o003) === 0o003;
+  } catch {
+    return false;
+  }
 }
 
 export function chownToPg(path: string): void {

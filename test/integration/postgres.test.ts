@@ -6,10 +6,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { LocalPostgres } from '../../src/postgres/instance.js';
-import { chownToPg, ensureDir } from '../../src/postgres/run.js';
+import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/run.js';
 import { systemClock as clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../../src/util/net.js';
@@ -17,6 +18,7 @@ import { waitForExit } from '../../src/util/proc.js';
 
 let root: string;
 const instances: LocalPostgres[] = [];
+const configs = new Map<string, DaemonConfig>();
 const dynamic = effectiveDynamicConfig(null, { postgresql: { use_slots: true, parameters: { max_connections: 20, shared_buffers: '16MB' } } }).dynamic;
 
 before(() => {
@@ -50,7 +52,7 @@ async function instance(name: string): Promise<LocalPostgres> {
         replication: { username: 'replicator', password: 'rep pass' },
         rewind: { username: 'rewinder', password: 'rw' },
       },
-      parameters: { unix_socket_directories: home },
+      parameters: {},
       remove_data_directory_on_rewind_failure: false,
       remove_data_directory_on_diverged_timelines: false,
       create_replica_methods: ['basebackup'],
@@ -58,6 +60,7 @@ async function instance(name: string): Promise<LocalPostgres> {
     tags: {},
     unsupported: [],
   };
+  configs.set(name, config);
   const p = new LocalPostgres({ config, dynamic, log: silentLogger(), clock });
   instances.push(p);
   return p;
@@ -95,6 +98,20 @@ test('bootstrap: initdb, roles, running primary with a system identifier', async
   assert.deepEqual(roles, [{ rolname: 'replicator', rolreplication: true }, { rolname: 'rewinder', rolreplication: false }]);
   assert.equal((await a.query('SHOW max_connections'))[0]!.max_connections, '20', 'dynamic parameters applied');
   assert.ok(!existsSync(join(a.dataDir, 'postgresql.log')) && existsSync(a.logFile), 'the server log lives outside the data dir');
+  assert.equal((await a.query('SHOW unix_socket_directories'))[0]!.unix_socket_directories, join(root, 'a'), "socket in the data dir's parent");
+  assert.equal((await a.query('SHOW cluster_name'))[0]!.cluster_name, 'pgtest');
+  assert.equal(o.pendingRestart, false);
+  assert.equal(o.serverVersion! >= 130000, true);
+  assert.match(o.postmasterStartTime!, /^\d{4}-\d\d-\d\dT/);
+  assert.equal(o.standbySignal, false);
+  assert.equal(o.upstream, null);
+  // The replication user can open a replication connection with its password.
+  const { default: pg } = await import('pg');
+  const rc = new pg.Client({ host: '127.0.0.1', port: conn(a).port, user: 'replicator', password: 'rep pass', database: 'postgres', replication: true } as never);
+  await rc.connect();
+  const ident = await rc.query('IDENTIFY_SYSTEM');
+  await rc.end();
+  assert.equal(String(ident.rows[0].systemid), sysid);
 });
 
 test('replica: basebackup, start as standby, rows replicate through its slot', async () => {
@@ -163,11 +180,31 @@ test('a cleanly stopped former primary has not diverged: no rewind needed', asyn
   assert.equal((await a.observe()).timeline, 3);
   assert.equal(await b.rewindNeeded(conn(a)), false);
   await a.syncSlots(['b']);
-  await b.start({ upstream: conn(a, 'b'), timeoutMs: 60_000 });
+  // Read-only without an upstream first, then follow: the reload applies primary_conninfo.
+  await b.start({ upstream: null, timeoutMs: 60_000 });
+  let o = await b.observe();
+  assert.equal(o.inRecovery, true);
+  assert.equal(o.standbySignal, true);
+  assert.equal(o.upstream, null);
+  assert.equal(o.streaming, false);
+  await b.follow(conn(a, 'b'));
   await a.query("INSERT INTO t VALUES ('three')");
   await until('b to follow a without a rewind', 30_000, async () =>
     (await b.query("SELECT v FROM t WHERE v = 'three'").catch(() => [])).length === 1,
   );
+  await until('b streaming', 30_000, async () => (await b.observe()).streaming);
+  o = await b.observe();
+  assert.equal(o.upstream, `127.0.0.1:${conn(a).port}`);
+  assert.equal(o.timeline, 3);
+  await assert.rejects(a.follow(conn(b)), /not running as a replica/);
+  // A daemon restarted over a running replica must not turn it into a primary on reload.
+  const fresh = new LocalPostgres({ config: configs.get('b')!, dynamic, log: silentLogger(), clock });
+  await fresh.reloadConfig();
+  await fresh.close();
+  assert.equal((await b.observe()).standbySignal, true);
+  const ci = await b.query("SELECT current_setting('primary_conninfo') AS ci, current_setting('primary_slot_name') AS slot");
+  assert.match(String(ci[0]!.ci), new RegExp(`port=${conn(a).port}`));
+  assert.equal(ci[0]!.slot, 'b');
 });
 
 test('kill -9 of a postmaster leaves postmaster.pid behind; start copes', async () => {
@@ -178,6 +215,24 @@ test('kill -9 of a postmaster leaves postmaster.pid behind; start copes', async 
   assert.ok(existsSync(join(a.dataDir, 'postmaster.pid')));
   await a.start({ upstream: null, timeoutMs: 60_000 });
   assert.equal((await a.observe()).accepting, true);
+});
+
+test('postmaster.pid naming another live process (PID reuse) does not block start', async () => {
+  await a.stop('immediate', 30_000);
+  const pidFile = join(a.dataDir, 'postmaster.pid');
+  const user = runAsUser();
+  // A process of the postgres OS user that is not a postmaster: PostgreSQL alone would refuse to start.
+  const sleeper = spawn('sleep', ['60'], { stdio: 'ignore', ...(user ? { uid: user.uid, gid: user.gid } : {}) });
+  try {
+    writeFileSync(pidFile, `${sleeper.pid}\n${a.dataDir}\n`);
+    chownToPg(pidFile);
+    assert.equal((await a.observe()).running, false);
+    await a.start({ upstream: null, timeoutMs: 60_000 });
+    assert.equal((await a.observe()).accepting, true);
+    assert.notEqual(a.postmasterPid(), sleeper.pid);
+  } finally {
+    sleeper.kill('SIGKILL');
+  }
 });
 
 test('a data dir with foreign content is never touched', async () => {
@@ -192,4 +247,12 @@ test('a data dir with foreign content is never touched', async () => {
   assert.equal(readFileSync(join(dir, 'precious.txt'), 'utf8'), 'keep me');
   const moved = await c.moveDataDirAside('test');
   assert.equal(readFileSync(join(moved, 'precious.txt'), 'utf8'), 'keep me');
+  assert.equal((await c.observe()).dataDir, 'empty');
+});
+
+test('a failed basebackup leaves the (previously empty) data dir empty', async () => {
+  const d = await instance('d');
+  await assert.rejects(d.createReplica({ host: '127.0.0.1', port: await freePort() }), /pg_basebackup failed/);
+  assert.equal((await d.observe()).dataDir, 'empty');
+  await d.stop('fast', 5000); // not running: a no-op
 });

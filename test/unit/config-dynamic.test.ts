@@ -68,3 +68,41 @@ test('mergeDynamicPatch merges recursively and null deletes', () => {
   assert.deepEqual(out, { ttl: 20, postgresql: { parameters: { b: 2, c: 3 }, use_slots: true } });
   assert.deepEqual(cur.postgresql.parameters, { a: 1, b: 2 }, 'the input is not mutated');
 });
+
+test('loop_wait is lowered too when retry_timeout alone cannot fit', () => {
+  const { dynamic, warnings } = effectiveDynamicConfig({ ttl: 5, loop_wait: 10, retry_timeout: 10 }, {});
+  assert.equal(dynamic.ttl, 5);
+  assert.equal(dynamic.retry_timeout, 1);
+  assert.equal(dynamic.loop_wait, 3);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /loop_wait \+ 2\*retry_timeout/);
+});
+
+test('a valid timing is left alone', () => {
+  const { dynamic, warnings } = effectiveDynamicConfig(null, { ttl: 20, loop_wait: 4, retry_timeout: 8 });
+  assert.deepEqual([dynamic.ttl, dynamic.loop_wait, dynamic.retry_timeout], [20, 4, 8]);
+  assert.deepEqual(warnings, []);
+});
+
+test('master_* timeouts are read when primary_* are absent', () => {
+  assert.equal(effectiveDynamicConfig({ master_start_timeout: 60 }, {}).dynamic.primary_start_timeout, 60);
+  assert.equal(effectiveDynamicConfig({ master_start_timeout: 60, primary_start_timeout: 10 }, {}).dynamic.primary_start_timeout, 10);
+  assert.deepEqual(effectiveDynamicConfig({ master_start_timeout: 60 }, {}).dynamic.raw, { master_start_timeout: 60 }, 'raw as stored');
+});
+
+test('malformed postgresql sections never crash', () => {
+  const a = effectiveDynamicConfig({ postgresql: 'nope' }, {});
+  assert.equal(a.dynamic.postgresql.use_slots, true);
+  assert.ok(a.warnings.some((w) => w.startsWith('config.postgresql:')));
+  const b = effectiveDynamicConfig({ postgresql: { parameters: [1, 2] }, synchronous_mode: 'quorum', pause: 3 }, {});
+  assert.deepEqual(b.dynamic.postgresql.parameters, {});
+  assert.equal(b.dynamic.synchronous_mode, 'quorum');
+  assert.equal(b.dynamic.pause, false);
+  assert.ok(b.warnings.some((w) => w.startsWith('config.postgresql.parameters:')));
+  assert.ok(b.warnings.some((w) => w.startsWith('config.pause:')));
+});
+
+test('mergeDynamicPatch replaces lists and scalars-with-objects, deletes top-level keys', () => {
+  const out = mergeDynamicPatch({ ttl: 30, pause: true, postgresql: { pg_hba: ['a', 'b'] }, x: 1 }, { pause: null, postgresql: { pg_hba: ['c'] }, x: { y: 2 } });
+  assert.deepEqual(out, { ttl: 30, postgresql: { pg_hba: ['c'] }, x: { y: 2 } });
+});

@@ -155,3 +155,114 @@ test('Patroni-style boolean strings are accepted for tags', () => {
   assert.equal(config.tags.noloadbalance, false);
   assert.equal(config.tags.custom, 1);
 });
+
+test('listen errors use the documented wording', () => {
+  const noPort = configError(() => loadConfig({ text: MINIMAL.replace('listen: 127.0.0.1:8008,', 'listen: 8008,'), env: {} }));
+  assert.equal(noPort.message, 'restapi.listen: expected "host:port", got 8008');
+  const badPort = configError(() => loadConfig({ text: MINIMAL.replace('listen: 127.0.0.1:5432', 'listen: "127.0.0.1:0"'), env: {} }));
+  assert.match(badPort.message, /^postgresql\.listen: port must be from 1 to 65535, got "127\.0\.0\.1:0"$/);
+  const badConnect = configError(() => loadConfig({ text: MINIMAL.replace('connect_address: 127.0.0.1:5432', 'connect_address: "db:99999"'), env: {} }));
+  assert.equal(badConnect.path, 'postgresql.connect_address');
+});
+
+test('bootstrap.dcs well-known keys are type-checked at load', () => {
+  const e = configError(() => loadConfig({ text: `${MINIMAL}bootstrap: {dcs: {ttl: abc, loop_wait: "5", postgresql: {use_slots: maybe}}}\n`, env: {} }));
+  assert.equal(e.path, 'bootstrap.dcs.ttl');
+  assert.equal(e.message, 'bootstrap.dcs.ttl: expected a number, got "abc"; bootstrap.dcs.postgresql.use_slots: expected a boolean, got "maybe"');
+  const ok = loadConfig({ text: `${MINIMAL}bootstrap: {dcs: {ttl: "20", custom_key: {a: 1}}}\n`, env: {} });
+  assert.deepEqual(ok.config.bootstrap.dcs, { ttl: '20', custom_key: { a: 1 } }, 'kept as written');
+  assert.deepEqual(ok.warnings, []);
+});
+
+test('an empty config lists every missing key on one line', () => {
+  const e = configError(() => loadConfig({ text: '', env: {} }));
+  assert.equal(e.path, 'scope');
+  for (const k of ['scope', 'name', 'restapi', 'postgresql', 'etcd3']) assert.match(e.message, new RegExp(`(^|; )${k}: required`));
+});
+
+test('wrong types inside sections are named with what was given', () => {
+  const e = configError(() =>
+    loadConfig({ text: MINIMAL.replace('etcd3: {hosts: 127.0.0.1:2379}', 'etcd3: {hosts: 127.0.0.1:2379, protocol: ftp}').replace('data_dir: /d', 'data_dir: /d\n  parameters: {work_mem: [1]}'), env: {} }),
+  );
+  assert.equal(e.message, 'etcd3.protocol: expected "http" or "https", got "ftp"; postgresql.parameters.work_mem: expected a string, number or boolean, got [1]');
+});
+
+test('a missing replication user is required', () => {
+  const e = configError(() => loadConfig({ text: MINIMAL.replace('    replication: {username: rep, password: r}\n', ''), env: {} }));
+  assert.equal(e.message, 'postgresql.authentication.replication: required');
+});
+
+test('etcd3 host forms normalise to a list of host:port', () => {
+  const load = (etcd: string, env: NodeJS.ProcessEnv = {}) =>
+    loadConfig({ text: MINIMAL.replace('etcd3: {hosts: 127.0.0.1:2379}', etcd), env }).config.etcd3?.hosts;
+  assert.deepEqual(load('etcd3: {hosts: "a:2379, b:2380"}'), ['a:2379', 'b:2380']);
+  assert.deepEqual(load('etcd3: {hosts: [a:1, b]}'), ['a:1', 'b:2379']);
+  assert.deepEqual(load('etcd3: {host: "c:2379"}'), ['c:2379']);
+  assert.deepEqual(load('etcd3: {hosts: x:1}', { PATRONI_ETCD3_HOST: 'e:2379' }), ['x:1', 'e:2379']);
+  assert.deepEqual(load('etcd3: {hosts: x:1}', { PATRONI_ETCD3_HOSTS: '- f:1\n- g:2' }), ['f:1', 'g:2']);
+  assert.deepEqual(load('etcd3: {hosts: x:1}', { PATRONI_ETCD3_HOSTS: '[f:1, g:2]' }), ['f:1', 'g:2']);
+  const e = configError(() => loadConfig({ text: MINIMAL.replace('etcd3: {hosts: 127.0.0.1:2379}', 'etcd3: {protocol: http}'), env: {} }));
+  assert.equal(e.path, 'etcd3.hosts');
+});
+
+test('auth variables go to their sections, other *_PASSWORD become bootstrap users', () => {
+  const { config } = loadConfig({
+    text: MINIMAL,
+    env: {
+      PATRONI_RESTAPI_USERNAME: 'api',
+      PATRONI_RESTAPI_PASSWORD: 'apipw',
+      PATRONI_REWIND_USERNAME: 'rw',
+      PATRONI_REWIND_PASSWORD: 'rwpw',
+      PATRONI_ETCD3_USERNAME: 'eu',
+      PATRONI_ETCD3_PASSWORD: 'epw',
+      PATRONI_ETCD3_PROTOCOL: 'https',
+      PATRONI_SUPERUSER_PASSWORD: 'su',
+      PATRONI_app_PASSWORD: 'apppw',
+      PATRONI_NAMESPACE: '/pg/',
+      PATRONI_SCOPE: 'other',
+    },
+  });
+  assert.deepEqual(config.restapi.authentication, { username: 'api', password: 'apipw' });
+  assert.deepEqual(config.postgresql.authentication.rewind, { username: 'rw', password: 'rwpw' });
+  assert.deepEqual(config.postgresql.authentication.superuser, { username: 'postgres', password: 'su' });
+  assert.equal(config.etcd3?.username, 'eu');
+  assert.equal(config.etcd3?.password, 'epw');
+  assert.equal(config.etcd3?.protocol, 'https');
+  assert.deepEqual(config.bootstrap.users, { app: { password: 'apppw' } });
+  assert.equal(config.namespace, '/pg/');
+  assert.equal(config.scope, 'other');
+});
+
+test('a kubernetes section is a store section; PATRONI_KUBERNETES_* fill it', () => {
+  const { config, warnings } = loadConfig({
+    text: MINIMAL.replace('etcd3: {hosts: 127.0.0.1:2379}', 'kubernetes: {namespace: default}'),
+    env: { PATRONI_KUBERNETES_LABELS: '{app: pg}', PATRONI_KUBERNETES_USE_ENDPOINTS: 'true' },
+  });
+  assert.equal(config.etcd3, undefined);
+  assert.deepEqual(config.kubernetes, { namespace: 'default', labels: { app: 'pg' }, use_endpoints: true });
+  assert.deepEqual(warnings, []);
+});
+
+test('postgresql.listen may name several hosts; connect_address defaults to the first', () => {
+  const { config, warnings } = loadConfig({ text: MINIMAL.replace('listen: 127.0.0.1:5432\n  connect_address: 127.0.0.1:5432', 'listen: "10.0.0.5,127.0.0.1:5433"'), env: {} });
+  assert.equal(config.postgresql.listen, '10.0.0.5,127.0.0.1:5433');
+  assert.equal(config.postgresql.connect_address, '10.0.0.5:5433');
+  assert.ok(warnings.includes('postgresql.connect_address: not set, using 10.0.0.5:5433 from listen'));
+  const e = configError(() => loadConfig({ text: MINIMAL.replace('listen: 127.0.0.1:8008,', 'listen: "a,b:8008",'), env: {} }));
+  assert.equal(e.path, 'restapi.listen', 'restapi.listen takes one host');
+});
+
+test('Patroni keys not implemented yet are named with their full path', () => {
+  const text = `${MINIMAL}consul: {host: x}\nctl: {insecure: true}\nlog: {level: INFO}\n`.replace('restapi: {', 'restapi: {allowlist: [a], ');
+  const { warnings, config } = loadConfig({ text, env: {} });
+  assert.deepEqual(config.unsupported.sort(), ['consul', 'ctl', 'log', 'restapi.allowlist']);
+  assert.ok(warnings.includes('restapi.allowlist: not supported yet, ignored'));
+});
+
+test('boolean options accept Patroni spellings and refuse others', () => {
+  const { config } = loadConfig({ text: MINIMAL.replace('data_dir: /d', 'data_dir: /d\n  remove_data_directory_on_rewind_failure: "yes"\n  use_pg_rewind: "off"'), env: {} });
+  assert.equal(config.postgresql.remove_data_directory_on_rewind_failure, true);
+  assert.equal(config.postgresql.use_pg_rewind, false);
+  const e = configError(() => loadConfig({ text: `${MINIMAL}tags: {nosync: sometimes}\n`, env: {} }));
+  assert.equal(e.message, 'tags.nosync: expected a boolean, got "sometimes"');
+});

@@ -4,7 +4,7 @@ import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { effectiveParameters, pgHbaConf, postgresqlConf, primaryConninfo } from '../../src/postgres/conf.js';
 import { parseControlData } from '../../src/postgres/controldata.js';
-import { needsRewind, parseHistoryFile } from '../../src/postgres/instance.js';
+import { localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from '../../src/postgres/instance.js';
 import { formatLsn, parseLsn } from '../../src/postgres/lsn.js';
 
 const cfg: DaemonConfig = {
@@ -39,6 +39,17 @@ test('parameters: dynamic, then local; cluster-wide ones only from the dynamic c
   assert.equal(p.wal_log_hints, 'on');
   assert.equal(p.max_wal_senders, 10);
   assert.equal(p.cluster_name, 'demo');
+  assert.equal(p.hba_file, '/d/pg_hba.conf');
+  assert.equal(p.unix_socket_directories, '/', "default socket dir: the data dir's parent");
+  assert.equal(effectiveParameters(cfg, dyn, { socketDir: '/tmp' }).unix_socket_directories, '/tmp');
+  const own = { ...cfg, postgresql: { ...cfg.postgresql, parameters: { unix_socket_directories: '/run/pg', wal_level: 'minimal', primary_conninfo: 'x' } } };
+  const q = effectiveParameters(own, effectiveDynamicConfig(null, {}).dynamic, { socketDir: '/tmp' });
+  assert.equal(q.unix_socket_directories, '/run/pg', 'a configured socket dir wins');
+  assert.equal(q.wal_level, 'replica');
+  assert.equal(q.max_connections, 100);
+  assert.equal(q.wal_keep_size, '128MB');
+  assert.equal(q.max_replication_slots, 10);
+  assert.equal(q.primary_conninfo, undefined, 'standby settings come from the HA state only');
 });
 
 test('postgresql.conf quotes values and includes the base file first', () => {
@@ -102,9 +113,27 @@ test('rewind decision from pg_control and the leader history file', () => {
   const history = '1\t0/50000A0\tno recovery target specified\n';
   assert.deepEqual(parseHistoryFile(history), [[1, 0x50000a0, 'no recovery target specified']]);
   assert.equal(needsRewind(cd, 1, ''), false, 'same timeline');
-  assert.equal(needsRewind(cd, 2, history), false, 'shut down before the switch point');
+  assert.equal(needsRewind(cd, 2, history, 0x50000a0), false, 'shut down exactly at the switch point');
+  assert.equal(needsRewind(cd, 2, history, null), true, 'checkpoint end unknown: rewind to be safe');
+  assert.equal(needsRewind(cd, 2, history, 0x5000090), true, 'switch point after our end');
+  const replica = { ...cd, state: 'shut down in recovery' as const, minRecoveryLsn: 0x5000000, minRecoveryTimeline: 1 };
+  assert.deepEqual(localPosition(replica), { inRecovery: true, timeline: 1, lsn: 0x5000000 });
+  assert.equal(needsRewind(replica, 2, history), false, 'replica behind the switch point');
+  assert.equal(needsRewind({ ...replica, minRecoveryLsn: 0x6000000 }, 2, history), true, 'replica replayed past it');
+  assert.equal(needsRewind({ ...cd, state: 'in production' }, 1, ''), false, 'crashed on the same timeline');
   assert.equal(needsRewind({ ...cd, checkpointLsn: 0x6000000 }, 2, history), true, 'wrote past the switch point');
   assert.equal(needsRewind({ ...cd, state: 'in production' }, 2, history), true, 'crashed: assume diverged');
   assert.equal(needsRewind({ ...cd, timeline: 3 }, 2, history), true, 'ahead of the leader timeline');
   assert.equal(needsRewind(cd, 3, '2\t0/7000000\tx\n'), true, 'our timeline is not in the history');
+});
+
+test('pg_waldump: the end of the shutdown checkpoint record', () => {
+  const out = 'rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/05000028, prev 0/04000060, desc: CHECKPOINT_SHUTDOWN redo 0/5000028\n';
+  const err15 = 'pg_waldump: error: error in WAL record at 0/5000028: invalid record length at 0/50000A0: wanted 24, got 0\n';
+  const err16 = 'pg_waldump: error: error in WAL record at 0/5000028: invalid record length at 0/50000A0: expected at least 24, got 0\n';
+  assert.equal(parseWaldumpEnd(out, err15, 0x5000028), 0x50000a0);
+  assert.equal(parseWaldumpEnd(out, err16, 0x5000028), 0x50000a0);
+  assert.equal(parseWaldumpEnd(out + out, err15, 0x5000028), null, 'more records follow: not the end of WAL');
+  assert.equal(parseWaldumpEnd(out, err15, 0x6000028), null);
+  assert.equal(parseWaldumpEnd('', 'pg_waldump: error: could not find file', 0x5000028), null);
 });
