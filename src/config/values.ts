@@ -33,14 +33,6 @@ export function toNumber(v: unknown): number | null {
 export function toInt(v: unknown): number | null {
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : null;
   if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) return Number(v);
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  return null;
-}
-
-/** An integer as written in a file: a whole number or a string of digits (Patroni's validator wants an int). */
-export function toStrictInt(v: unknown): number | null {
-  if (typeof v === 'number') return Number.isInteger(v) ? v : null;
-  if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) return Number(v);
   return null;
 }
 

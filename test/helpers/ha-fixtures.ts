@@ -1,4 +1,5 @@
 /** Builders of HA observations for decision-table tests: a sane default, overridden per case. */
+import { loadConfig } from '../../src/config/load.js';
 import type { Cluster, Member, MemberData } from '../../src/dcs/types.js';
 import { emptyCluster } from '../../src/dcs/types.js';
 import type { PgObservation } from '../../src/postgres/types.js';
@@ -119,3 +120,18 @@ export function obs(o: Partial<HaObservation> & { cluster?: Cluster } = {}): HaO
     ...rest,
   };
 }
+
+/** A loaded daemon config of member m1 (port 5001) for REST API tests. */
+export const memberConfig = loadConfig({
+  text: `scope: demo
+name: m1
+restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
+etcd3: {hosts: 127.0.0.1:2379}
+postgresql:
+  listen: 127.0.0.1:5001
+  connect_address: 127.0.0.1:5001
+  data_dir: /d
+  authentication: {superuser: {username: postgres, password: p}, replication: {username: rep, password: r}}
+`,
+  env: {},
+}).config;

@@ -11,24 +11,11 @@ import { effectiveTags, isAlive, parseIntWithUnit, route, ROUTES } from '../../s
 import { createApiServer, parseListen } from '../../src/api/server.js';
 import type { ApiBackend, ApiResponse, ApiView } from '../../src/api/types.js';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { cluster, pgPrimary, pgReplica } from '../helpers/ha-fixtures.js';
+import { memberConfig, cluster, pgPrimary, pgReplica } from '../helpers/ha-fixtures.js';
 
-const config = loadConfig({
-  text: `scope: demo
-name: m1
-restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
-etcd3: {hosts: 127.0.0.1:2379}
-postgresql:
-  listen: 127.0.0.1:5001
-  connect_address: 127.0.0.1:5001
-  data_dir: /d
-  authentication: {superuser: {username: postgres, password: p}, replication: {username: rep, password: r}}
-`,
-  env: {},
-}).config;
+const config = memberConfig;
 
 const dynamic = effectiveDynamicConfig(null, {}).dynamic;
 

@@ -5,24 +5,11 @@ import { createApiServer } from '../../src/api/server.js';
 import { clusterAsJson } from '../../src/api/cluster-json.js';
 import type { ApiBackend, ApiView } from '../../src/api/types.js';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Cluster } from '../../src/dcs/types.js';
 import { silentLogger } from '../../src/util/log.js';
-import { cluster, member, pgPrimary, pgReplica, pgStopped } from '../helpers/ha-fixtures.js';
+import { memberConfig, cluster, member, pgPrimary, pgReplica, pgStopped } from '../helpers/ha-fixtures.js';
 
-const baseConfig = loadConfig({
-  text: `scope: demo
-name: m1
-restapi: {listen: 127.0.0.1:8008, connect_address: 127.0.0.1:8008}
-etcd3: {hosts: 127.0.0.1:2379}
-postgresql:
-  listen: 127.0.0.1:5001
-  connect_address: 127.0.0.1:5001
-  data_dir: /d
-  authentication: {superuser: {username: postgres, password: p}, replication: {username: rep, password: r}}
-`,
-  env: {},
-}).config;
+const baseConfig = memberConfig;
 
 function view(over: Partial<ApiView> = {}): ApiView {
   return {
