@@ -16,9 +16,13 @@ import { VERSION } from './version.js';
 
 export async function runDaemon(config: DaemonConfig, log: Logger): Promise<void> {
   const clock = systemClock;
+  let lastWarnings = '';
   const dynamicFrom = (stored: Record<string, unknown> | null) => {
     const { dynamic, warnings } = effectiveDynamicConfig(stored, config.bootstrap.dcs);
-    for (const w of warnings) log.warn(w);
+    // Read every tick: say what is wrong with the stored config once, not every loop_wait.
+    const key = warnings.join('\n');
+    if (key !== lastWarnings) for (const w of warnings) log.warn(w);
+    lastWarnings = key;
     return dynamic;
   };
   const dynamic = dynamicFrom(null);

@@ -1,175 +1,205 @@
 /**
- * Loading the daemon config: YAML file (optional) → PATRONI_* environment overrides (env wins, as in
- * Patroni 3.0.2 config.py `_build_environment_configuration`) → schema → one DaemonConfig.
+ * Loading the daemon config, the way Patroni 3.0.2 does (config.py `Config.__init__`):
+ *   YAML file, or every *.yml/*.yaml of a directory merged in name order (or, with neither,
+ *   PATRONI_CONFIGURATION, or else the environment alone)
+ *   → PATRONI_* overrides patched over it (env wins)
+ *   → the schema → normalisation → one DaemonConfig with every default filled in.
  * Errors: one ConfigError whose one-line message names every bad key and why.
- * Keys we do not implement: warnings naming them, never silently dropped.
+ * Keys we do not implement: warnings naming them, never silently dropped, never fatal.
  */
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { z } from 'zod';
 import { ConfigError, errorMessage } from '../util/errors.js';
+import { INTERPRETED_DYNAMIC_KEYS, INTERPRETED_DYNAMIC_PG_KEYS, interpretDynamic } from './dynamic.js';
+import { environmentConfig } from './env.js';
+import { unknownKeyPaths } from './keys.js';
+import { daemonSchema, type DaemonConfigParsed } from './schema.js';
 import type { DaemonConfig } from './types.js';
-import { KNOWN_KEYS, daemonSchema, show, splitHostPort, toBool } from './schema.js';
-
-type Obj = Record<string, unknown>;
+import { isObj, joinHostPort, show, splitHostPort, type Obj } from './values.js';
+import { parseYaml } from './yaml.js';
 
 export interface LoadedConfig {
   config: DaemonConfig;
   warnings: string[];
 }
 
-export function loadConfig(opts: { file?: string; text?: string; env?: NodeJS.ProcessEnv }): LoadedConfig {
-  const raw = readRaw(opts);
-  applyEnv(raw, opts.env ?? {});
-  if ('etcd' in raw) {
-    throw new ConfigError('etcd', 'pgwarden speaks etcd v3 only: rename the section to `etcd3:` (same hosts)');
-  }
-  const unsupported = unknownKeys(raw);
-  const warnings = unsupported.map((k) => `${k}: not supported yet, ignored`);
-  const parsed = daemonSchema.safeParse(raw, { reportInput: true });
-  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map(describeIssue);
-  if (raw.etcd3 === undefined && raw.kubernetes === undefined) {
-    problems.push({ path: 'etcd3', msg: 'required: a store section (`etcd3:` with hosts, or `kubernetes:`)' });
-  }
-  if (!parsed.success || problems.length) throw toConfigError(problems);
-  return normalise(parsed.data, unsupported, warnings);
-}
-
-function readRaw(opts: { file?: string; text?: string }): Obj {
-  let text = opts.text;
-  if (opts.file !== undefined) {
-    try {
-      text = readFileSync(opts.file, 'utf8');
-    } catch (e) {
-      throw new ConfigError('', `cannot read config file ${opts.file}: ${errorMessage(e)}`);
-    }
-  }
-  if (text === undefined || text.trim() === '') return {};
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new ConfigError('', `${opts.file ?? 'config'} is not valid YAML: ${errorMessage(e).split('\n')[0]}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError('', 'the config must be a YAML mapping');
-  return doc as Obj;
-}
-
-function section(raw: Obj, name: string): Obj {
-  const v = raw[name];
-  if (v && typeof v === 'object' && !Array.isArray(v)) return v as Obj;
-  const fresh: Obj = {};
-  raw[name] = fresh;
-  return fresh;
-}
-
-/** PATRONI_* variables, mapped the way Patroni 3.0.2 maps them. */
-function applyEnv(raw: Obj, env: NodeJS.ProcessEnv): void {
-  const used = new Set<string>();
-  const get = (name: string): string | undefined => {
-    const v = env[`PATRONI_${name}`];
-    if (v !== undefined) used.add(`PATRONI_${name}`);
-    return v === '' ? undefined : v;
-  };
-  for (const p of ['name', 'namespace', 'scope']) {
-    const v = get(p.toUpperCase());
-    if (v !== undefined) raw[p] = v;
-  }
-  const setSection = (sec: string, params: string[]) => {
-    for (const p of params) {
-      const v = get(`${sec}_${p}`.toUpperCase());
-      if (v !== undefined) section(raw, sec)[p] = v;
-    }
-  };
-  setSection('restapi', ['listen', 'connect_address', 'certfile', 'keyfile']);
-  setSection('postgresql', ['listen', 'connect_address', 'config_dir', 'data_dir', 'pgpass', 'bin_dir']);
-  const auth = (prefix: string): Obj => {
-    const out: Obj = {};
-    for (const p of ['username', 'password']) {
-      const v = get(`${prefix}_${p}`.toUpperCase());
-      if (v !== undefined) out[p] = v;
-    }
-    return out;
-  };
-  const rest = auth('restapi');
-  if (Object.keys(rest).length) section(raw, 'restapi').authentication = { ...(section(raw, 'restapi').authentication as Obj), ...rest };
-  for (const kind of ['replication', 'superuser', 'rewind']) {
-    const a = auth(kind);
-    if (!Object.keys(a).length) continue;
-    const pgAuth = section(section(raw, 'postgresql'), 'authentication');
-    pgAuth[kind] = { ...(pgAuth[kind] as Obj | undefined), ...a };
-  }
-  for (const [k, v] of Object.entries(env)) {
-    const m =
-      /^PATRONI_(ETCD3|KUBERNETES)_(HOSTS?|PORT|PROTOCOL|URL|PROXY|SRV|SRV_SUFFIX|NAMESPACE|LABELS|USE_ENDPOINTS|BYPASS_API_SERVICE|POD_IP|PORTS|SCOPE_LABEL|ROLE_LABEL|CONTEXT|CACERT|CERT|KEY|KEY_PASSWORD|VERIFY|TOKEN|RETRIABLE_HTTP_CODES)$/.exec(
-        k,
-      );
-    if (!m || v === undefined) continue;
-    used.add(k);
-    if (v === '') continue;
-    const dcs = m[1]!.toLowerCase();
-    const key = m[2]!.toLowerCase();
-    let value: unknown = v;
-    if (['hosts', 'ports', 'retriable_http_codes'].includes(key)) value = parseList(v);
-    else if (key === 'labels') value = parseDict(v);
-    else if (key === 'port') value = Number.isInteger(Number(v)) ? Number(v) : v;
-    else if (['use_endpoints', 'bypass_api_service', 'verify'].includes(key)) value = toBool(v) ?? v;
-    section(raw, dcs)[key] = value;
-  }
-  const etcdAuth = auth('etcd3');
-  if (Object.keys(etcdAuth).length) Object.assign(section(raw, 'etcd3'), etcdAuth);
-  // PATRONI_<user>_PASSWORD / _OPTIONS: bootstrap users (whatever is left after the known names).
-  for (const [k, v] of Object.entries(env)) {
-    const m = /^PATRONI_(.+)_PASSWORD$/.exec(k);
-    if (!m || used.has(k) || !v) continue;
-    const users = section(section(raw, 'bootstrap'), 'users');
-    const opts = env[`PATRONI_${m[1]}_OPTIONS`];
-    users[m[1]!] = { password: v, ...(opts ? { options: parseList(opts) } : {}) };
-  }
-}
-
-/** Patroni's _parse_list: "a,b" or "[a, b]" or YAML "- a". */
-function parseList(v: string): unknown {
-  const s = v.trim().startsWith('-') || v.includes('[') ? v : `[${v}]`;
-  try {
-    return parseYaml(s);
-  } catch {
-    return v;
-  }
-}
-
-function parseDict(v: string): unknown {
-  const s = v.trim().startsWith('{') ? v : `{${v}}`;
-  try {
-    return parseYaml(s);
-  } catch {
-    return v;
-  }
-}
-
-/** Key paths present in `raw` that the schema does not know. */
-function unknownKeys(raw: Obj): string[] {
-  const out: string[] = [];
-  const walk = (o: Obj, prefix: string) => {
-    for (const [k, v] of Object.entries(o)) {
-      const path = prefix ? `${prefix}.${k}` : k;
-      if (KNOWN_KEYS.some((p) => p.endsWith('.*') && (path === p.slice(0, -2) || path.startsWith(p.slice(0, -1))))) continue;
-      if (!KNOWN_KEYS.includes(path)) {
-        out.push(path);
-        continue;
-      }
-      if (v && typeof v === 'object' && !Array.isArray(v)) walk(v as Obj, path);
-    }
-  };
-  walk(raw, '');
-  return out;
+export interface LoadOptions {
+  /** A YAML file, or a directory of them. */
+  file?: string;
+  /** YAML text (used when there is no `file`). */
+  text?: string;
+  /** Where PATRONI_* variables come from; nothing is read from process.env unless passed here. */
+  env?: NodeJS.ProcessEnv;
 }
 
 interface Problem {
   path: string;
   msg: string;
 }
+
+export function loadConfig(opts: LoadOptions): LoadedConfig {
+  const env = opts.env ?? {};
+  const raw = readSources(opts, env);
+  const unsupported = unknownKeyPaths(raw, daemonSchema).filter((k) => k !== 'etcd');
+  const parsed = daemonSchema.safeParse(raw, { reportInput: true });
+  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...storeSectionProblems(raw)];
+  if (!parsed.success || problems.length) throw toConfigError(problems);
+  const bootstrapNotes = bootstrapDcsNotes(parsed.data.bootstrap.dcs);
+  unsupported.push(...bootstrapNotes.unsupported);
+  const { config, notes } = normalise(parsed.data, unsupported);
+  const warnings = [
+    ...unsupported.map((k) => `${k}: ${unsupportedReason(k)}`),
+    ...storeWarnings(raw),
+    ...localParameterWarnings(parsed.data.postgresql.parameters),
+    ...bootstrapNotes.adjustments,
+    ...notes,
+  ];
+  return { config, warnings };
+}
+
+// ---------------------------------------------------------------------------------------------
+// sources
+
+/** The raw config object: file (or directory, or PATRONI_CONFIGURATION, or nothing) with env patched over. */
+function readSources(opts: LoadOptions, env: NodeJS.ProcessEnv): Obj {
+  if (opts.file === undefined && opts.text === undefined && env.PATRONI_CONFIGURATION) {
+    // Patroni takes such a config as it is: no PATRONI_* overrides on top (config.py line "config_env").
+    return parseDocument(env.PATRONI_CONFIGURATION, 'PATRONI_CONFIGURATION');
+  }
+  const base = opts.file !== undefined ? readPath(opts.file) : parseDocument(opts.text ?? '', 'config');
+  return patchConfig(base, environmentConfig(env, base));
+}
+
+function readPath(path: string): Obj {
+  let files: string[];
+  try {
+    files = statSync(path).isDirectory()
+      ? readdirSync(path)
+          .filter((f) => /\.ya?ml$/.test(f) && statSync(join(path, f)).isFile())
+          .sort()
+          .map((f) => join(path, f))
+      : [path];
+  } catch (e) {
+    throw new ConfigError('', `cannot read config file ${path}: ${errorMessage(e)}`);
+  }
+  return files.reduce((acc, f) => patchConfig(acc, parseDocument(readFile(f), f)), {} as Obj);
+}
+
+function readFile(f: string): string {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch (e) {
+    throw new ConfigError('', `cannot read config file ${f}: ${errorMessage(e)}`);
+  }
+}
+
+function parseDocument(text: string, name: string): Obj {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError('', `${name} is not valid YAML: ${errorMessage(e).split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isObj(doc)) throw new ConfigError('', `${name} must be a YAML mapping of keys, got ${show(doc)}`);
+  return doc;
+}
+
+/**
+ * Patroni's utils.py `patch_config`: mappings merge recursively, `null` deletes, anything else
+ * replaces. Returns a new object.
+ */
+function patchConfig(config: Obj, patch: Obj): Obj {
+  const out: Obj = { ...config };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else if (isObj(v) && isObj(out[k])) out[k] = patchConfig(out[k], v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// store section
+
+/** A store is required; etcd v2 is refused outright, since pointing it at our v3 keys would split the cluster. */
+function storeSectionProblems(raw: Obj): Problem[] {
+  const problems: Problem[] = [];
+  if ('etcd' in raw) {
+    problems.push({
+      path: 'etcd',
+      msg: 'pgwarden speaks etcd v3 only: rename the section to `etcd3:` (and PATRONI_ETCD_* variables to PATRONI_ETCD3_*)',
+    });
+  } else if (raw.etcd3 === undefined && raw.kubernetes === undefined) {
+    const others = ['consul', 'zookeeper', 'exhibitor', 'raft'].filter((k) => k in raw);
+    const hint = others.length ? ` (${others.join(', ')} is not supported)` : '';
+    problems.push({ path: 'etcd3', msg: `required: a store section, \`etcd3:\` with hosts or \`kubernetes:\`${hint}` });
+  }
+  return problems;
+}
+
+/** Settings that are valid but have no effect, which the user would otherwise never learn. */
+function storeWarnings(raw: Obj): string[] {
+  const out: string[] = [];
+  const etcd3 = isObj(raw.etcd3) ? raw.etcd3 : null;
+  if (etcd3 && 'url' in etcd3 && ('hosts' in etcd3 || 'host' in etcd3)) {
+    out.push('etcd3.hosts: ignored because etcd3.url is set (Patroni gives url precedence)');
+  } else if (etcd3 && 'hosts' in etcd3 && 'host' in etcd3) {
+    out.push('etcd3.host: ignored because etcd3.hosts is set (Patroni gives hosts precedence)');
+  }
+  if (etcd3 && raw.kubernetes !== undefined) out.push('kubernetes: ignored, the store is etcd3 (both sections are set)');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// warnings
+
+function unsupportedReason(path: string): string {
+  return path.startsWith('bootstrap.dcs.') ? 'not supported yet, kept in the stored config but ignored' : 'not supported yet, ignored';
+}
+
+/** bootstrap.dcs: keys the daemon does not interpret, and timing values it had to adjust. */
+function bootstrapDcsNotes(dcs: Obj): { unsupported: string[]; adjustments: string[] } {
+  const unsupported = Object.keys(dcs)
+    .filter((k) => !INTERPRETED_DYNAMIC_KEYS.includes(k))
+    .map((k) => `bootstrap.dcs.${k}`);
+  if (isObj(dcs.postgresql)) {
+    for (const k of Object.keys(dcs.postgresql)) {
+      if (!INTERPRETED_DYNAMIC_PG_KEYS.includes(k)) unsupported.push(`bootstrap.dcs.postgresql.${k}`);
+    }
+  }
+  const adjustments = interpretDynamic(dcs).adjustments.map((a) => `bootstrap.dcs.${a}`);
+  return { unsupported, adjustments };
+}
+
+/**
+ * Parameters Patroni never takes from the local `postgresql.parameters` (postgresql/config.py
+ * `CMDLINE_OPTIONS`, dropped by config.py `_process_postgresql_parameters(is_local=True)`): they must be
+ * equal on every member, or are derived from other keys.
+ */
+const NOT_LOCAL_PARAMETERS: Record<string, string> = {
+  listen_addresses: 'it comes from postgresql.listen',
+  port: 'it comes from postgresql.listen',
+  cluster_name: 'it comes from scope',
+  hot_standby: 'it is always on',
+  wal_log_hints: 'it is always on',
+  ...Object.fromEntries(
+    [
+      'wal_level', 'max_connections', 'max_wal_senders', 'wal_keep_segments', 'wal_keep_size', 'max_prepared_transactions',
+      'max_locks_per_transaction', 'track_commit_timestamp', 'max_replication_slots', 'max_worker_processes',
+    ].map((p) => [p, 'it must be the same on every member: set it in bootstrap.dcs.postgresql.parameters or with PATCH /config']),
+  ),
+};
+
+function localParameterWarnings(params: Record<string, unknown>): string[] {
+  return Object.keys(params)
+    .filter((k) => NOT_LOCAL_PARAMETERS[k.toLowerCase()] !== undefined)
+    .map((k) => `postgresql.parameters.${k}: ignored here, ${NOT_LOCAL_PARAMETERS[k.toLowerCase()]}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors
 
 const KIND: Record<string, string> = {
   string: 'a string',
@@ -181,7 +211,7 @@ const KIND: Record<string, string> = {
   record: 'a mapping',
 };
 
-/** One zod issue → `{ path, reason }` in our wording ("required", "expected a string, got 3"). */
+/** One zod issue → `{ path, msg }` in our wording ("required", "expected a string, got 3"). */
 function describeIssue(i: z.core.$ZodIssue): Problem {
   const path = i.path.map(String).join('.');
   const input = (i as { input?: unknown }).input;
@@ -204,28 +234,38 @@ function toConfigError(problems: Problem[]): ConfigError {
   return e;
 }
 
-function normalise(c: z.output<typeof daemonSchema>, unsupported: string[], warnings: string[]): LoadedConfig {
-  const problems: Problem[] = [];
-  const hosts = c.etcd3 ? [...new Set([...(c.etcd3.hosts ?? []), ...(c.etcd3.host ?? [])])] : [];
-  if (c.etcd3 && hosts.length === 0) problems.push({ path: 'etcd3.hosts', msg: 'required: at least one "host:port"' });
+// ---------------------------------------------------------------------------------------------
+// normalisation
+
+/**
+ * connect_address may be left out when listen names one concrete host: it is what other members
+ * and clients dial, so a wildcard cannot stand in for it (Patroni requires it outright).
+ * Null when listen names no single concrete host.
+ */
+export function connectAddressFromListen(listen: string): string | null {
+  const hp = splitHostPort(listen);
+  const host = hp?.host.split(',')[0]!.trim() ?? '';
+  if (!hp || ['', '*', '0.0.0.0', '::'].includes(host)) return null;
+  return joinHostPort(host, hp.port);
+}
+
+/** The parsed config as a DaemonConfig; `notes` are warnings about defaults it had to derive. */
+function normalise(c: DaemonConfigParsed, unsupported: string[]): { config: DaemonConfig; notes: string[] } {
+  const notes: string[] = [];
+  const connectProblems: Problem[] = [];
   const connect = (listen: string, given: string | undefined, key: string): string => {
     if (given) return given;
-    const hp = splitHostPort(listen)!;
-    const host = hp.host.split(',')[0]!.trim();
-    if (['', '*', '0.0.0.0', '::'].includes(host)) {
-      problems.push({ path: key, msg: `required when listen is ${show(listen)} (other members need an address to reach this one)` });
-      return listen;
-    }
-    const addr = `${host.includes(':') ? `[${host}]` : host}:${hp.port}`;
-    warnings.push(`${key}: not set, using ${addr} from listen`);
-    return addr;
+    const addr = connectAddressFromListen(listen);
+    if (addr) notes.push(`${key}: not set, using ${addr} from listen`);
+    else connectProblems.push({ path: key, msg: `required when listen is ${show(listen)} (other members need an address to reach this one)` });
+    return addr ?? listen;
   };
   const config: DaemonConfig = {
     scope: c.scope,
     name: c.name,
     namespace: c.namespace,
     restapi: { ...c.restapi, connect_address: connect(c.restapi.listen, c.restapi.connect_address, 'restapi.connect_address') },
-    etcd3: c.etcd3 ? { hosts, protocol: c.etcd3.protocol, username: c.etcd3.username, password: c.etcd3.password } : undefined,
+    etcd3: c.etcd3,
     kubernetes: c.kubernetes,
     bootstrap: c.bootstrap,
     postgresql: {
@@ -235,6 +275,6 @@ function normalise(c: z.output<typeof daemonSchema>, unsupported: string[], warn
     tags: c.tags,
     unsupported,
   };
-  if (problems.length) throw toConfigError(problems);
-  return { config, warnings };
+  if (connectProblems.length) throw toConfigError(connectProblems);
+  return { config, notes };
 }

@@ -1,239 +1,276 @@
 /**
- * The daemon config schema (Patroni 3.0.2 YAML keys we implement). Parsed once at start-up; every
- * problem is reported with its key path. Keys outside this schema are warnings (see load.ts).
+ * The daemon config schema: the Patroni 3.0.2 YAML keys we implement (DESIGN.md §3), with the
+ * required keys, types and defaults of Patroni's validator.py and config.py. Parsed once at start-up;
+ * every problem is reported with its key path (load.ts turns zod issues into one line). Keys outside
+ * this schema are not errors but "not supported yet" warnings (keys.ts walks the schema for them).
+ *
+ * Values are lenient where Patroni is: booleans as on/off/yes/no strings, numbers as strings,
+ * passwords that YAML read as numbers.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { interpretDynamic } from './dynamic.js';
+import { joinHostPort, show, splitHostPort, toBool, toInt, validPort } from './values.js';
 
-/** Patroni's parse_bool: true/false, on/off, yes/no, 1/0 (also as strings). */
-export const patroniBool = z.preprocess((v) => {
-  const b = toBool(v);
-  return b === null ? v : b;
-}, z.boolean({ error: (i) => `expected a boolean, got ${show(i.input)}` }));
+type Ctx = z.core.$RefinementCtx;
 
-/** Patroni's split_host_port: everything before the last ':' is the host (IPv6 may be bracketed). */
-export function splitHostPort(s: string): { host: string; port: number } | null {
-  const i = s.lastIndexOf(':');
-  if (i < 0) return null;
-  const host = s.slice(0, i).trim();
-  const portText = s.slice(i + 1).trim();
-  if (!/^\d+$/.test(portText)) return null;
-  return { host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host, port: Number(portText) };
+/** The wording every type error uses: "required" when absent, else what was expected and what came. */
+function expected(what: string) {
+  return (i: { input?: unknown }) => (i.input === undefined ? 'required' : `expected ${what}, got ${show(i.input)}`);
 }
 
-/** "host:port" (or "h1,h2:port" when `multi`, as postgresql.listen allows). */
+const str = z.string({ error: expected('a string') });
+const nonEmpty = str.min(1, { error: 'must not be empty' });
+/** Secrets and names that YAML may have read as numbers (`password: 1234`): Patroni formats them as text. */
+const text = z.union([z.string(), z.number()], { error: expected('a string') }).transform(String);
+const stringList = z.array(str, { error: expected('a list of strings') });
+
+/** Patroni's parse_bool (utils.py): true/false, on/off, yes/no, 1/0, in any case. */
+export const patroniBool = z.unknown().transform((v, ctx) => {
+  const b = toBool(v);
+  if (b === null) ctx.addIssue({ code: 'custom', message: expected('a boolean')({ input: v }) });
+  return b ?? false;
+});
+
+const integer = z.unknown().transform((v, ctx) => {
+  const n = typeof v === 'boolean' ? null : toInt(v);
+  if (n === null) ctx.addIssue({ code: 'custom', message: expected('an integer')({ input: v }) });
+  return n ?? 0;
+});
+
+const port = integer.refine(validPort, { error: (i) => `port must be from 1 to 65535, got ${show(i.input)}` });
+
+/**
+ * "host:port" (validator.py `validate_host_port`). `multi` allows "h1,h2:port" and "*:port", as
+ * postgresql.listen does (it becomes listen_addresses).
+ */
 function hostPort(multi: boolean) {
   return z.unknown().transform((v, ctx) => {
     if (typeof v !== 'string' && typeof v !== 'number') {
-      ctx.addIssue({ code: 'custom', message: v === undefined ? 'required' : `expected "host:port", got ${show(v)}` });
-      return z.NEVER;
+      ctx.addIssue({ code: 'custom', message: expected('"host:port"')({ input: v }) });
+      return '';
     }
     const s = String(v).trim();
     const hp = splitHostPort(s);
-    const hosts = hp ? (multi ? hp.host.split(',').map((h) => h.trim()) : [hp.host]) : [];
-    if (!hp || hosts.some((h) => h === '' || /[\s,]/.test(h)) || (hosts.length > 1 && hosts.includes('*'))) {
+    if (!hp || !validHosts(hp.host, multi)) {
       ctx.addIssue({ code: 'custom', message: `expected "host:port", got ${show(v)}` });
-      return z.NEVER;
-    }
-    if (!(hp.port >= 1 && hp.port <= 65535)) {
+    } else if (!validPort(hp.port)) {
       ctx.addIssue({ code: 'custom', message: `port must be from 1 to 65535, got ${show(v)}` });
-      return z.NEVER;
     }
     return s;
   });
 }
 
-const str = z.string({ error: (i) => (i.input === undefined ? 'required' : `expected a string, got ${show(i.input)}`) });
-const optStr = z.union([z.string(), z.number()]).transform(String).optional();
-
-const credentials = z
-  .object({ username: str, password: optStr })
-  .catchall(z.union([z.string(), z.number(), z.boolean()]).transform(String));
-
-/** etcd hosts: a list or "h1:2379,h2:2379"; a host without a port gets etcd's 2379 (as Patroni does). */
-const hostList = z
-  .union([z.string(), z.array(z.union([z.string(), z.number()]).transform(String))], {
-    error: (i) => `expected a list of "host:port" or a comma-separated string, got ${show(i.input)}`,
-  })
-  .transform((v) =>
-    (Array.isArray(v) ? v : v.split(','))
-      .map((h) => h.trim())
-      .filter(Boolean)
-      .map((h) => (h.includes(':') ? h : `${h}:2379`)),
-  );
-
-const pgParam = z.union([z.string(), z.number(), z.boolean()], {
-  error: (i) => `expected a string, number or boolean, got ${show(i.input)}`,
-});
-
-const initdbOption = z.union([z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String))]);
-
-const DCS_NUMBERS = [
-  'ttl', 'loop_wait', 'retry_timeout', 'maximum_lag_on_failover', 'primary_start_timeout', 'primary_stop_timeout',
-  'master_start_timeout', 'master_stop_timeout', 'synchronous_node_count', 'max_timelines_history',
-] as const;
-const DCS_BOOLS = ['synchronous_mode_strict', 'pause', 'check_timeline'] as const;
-
-/** Patroni accepts numbers written as strings ("30"). */
-export function toNumber(v: unknown): number | null {
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-  return typeof n === 'number' && Number.isFinite(n) ? n : null;
+function validHosts(hostPart: string, multi: boolean): boolean {
+  const hosts = multi ? hostPart.split(',').map((h) => h.trim()) : [hostPart];
+  if (hosts.length > 1 && hosts.includes('*')) return false; // validator.py: "expecting '*' alone"
+  return hosts.every(validHost);
 }
 
-/** Patroni's parse_bool (null when it is not a boolean). */
-export function toBool(v: unknown): boolean | null {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v === 1 ? true : v === 0 ? false : null;
-  if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (['true', 'on', 'yes', '1'].includes(s)) return true;
-    if (['false', 'off', 'no', '0'].includes(s)) return false;
-  }
-  return null;
+/** A host name or address; one with ':' must be an IPv6 address (Patroni splits at the last ':'). */
+function validHost(h: string): boolean {
+  if (h === '' || /[\s,/]/.test(h)) return false;
+  return !h.includes(':') || isIP(h) === 6;
+}
+
+/** A scalar written into a config file of another program (initdb options, labels): kept as text. */
+const scalarText = z
+  .union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean') })
+  .transform(String);
+
+const pgParam = z.union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean') });
+
+/** initdb / pg_basebackup options: `- data-checksums` or `- encoding: UTF8` (Patroni's `[Or(str, dict)]`). */
+const toolOption = z.union([str, z.record(z.string(), scalarText)], {
+  error: expected('an option name or a mapping of option to value'),
+});
+
+// ---------------------------------------------------------------------------------------------
+// etcd3
+
+/** etcd's client port, Patroni's default for hosts written without one (dcs/etcd.py). */
+export const ETCD_DEFAULT_PORT = 2379;
+
+const etcd3Input = z.object({
+  host: text.optional(),
+  hosts: z
+    .union([z.string(), z.array(text)], { error: expected('a list of "host:port" or a comma-separated string') })
+    .optional(),
+  port: port.optional(),
+  url: str.optional(),
+  protocol: z.enum(['http', 'https'], { error: expected('"http" or "https"') }).optional(),
+  username: text.optional(),
+  password: text.optional(),
+});
+
+type Etcd3Input = z.output<typeof etcd3Input>;
+export interface Etcd3Settings {
+  hosts: string[];
+  protocol?: 'http' | 'https';
+  username?: string;
+  password?: string;
 }
 
 /**
- * `bootstrap.dcs`: kept as written (it is copied to the store), but its well-known keys are
- * type-checked here so that a typo stops the first start instead of silently becoming a default.
+ * One list of "host:port". Patroni's precedence (dcs/etcd.py `get_etcd_client`): `url` over `hosts`
+ * over `host`; `port` is the default port of hosts written without one.
  */
-const dcsSection = z.record(z.string(), z.unknown()).superRefine((d, ctx) => {
-  for (const k of DCS_NUMBERS) {
-    const v = d[k];
-    if (v === undefined || v === null) continue;
-    const n = toNumber(v);
-    if (n === null) ctx.addIssue({ code: 'custom', path: [k], message: `expected a number, got ${show(v)}` });
-    else if (n < 0) ctx.addIssue({ code: 'custom', path: [k], message: `must not be negative, got ${show(v)}` });
+function normaliseEtcd3(e: Etcd3Input, ctx: Ctx): Etcd3Settings {
+  const auth = { username: e.username, password: e.password };
+  if (e.url !== undefined) return { ...auth, ...fromEtcdUrl(e.url, ctx) };
+  const [key, list] =
+    e.hosts !== undefined ? (['hosts', splitList(e.hosts)] as const) : (['host', e.host === undefined ? [] : [e.host]] as const);
+  if (list.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['hosts'], message: 'required: `hosts` (a list of "host:port"), `host` or `url`' });
   }
-  for (const k of DCS_BOOLS) {
-    const v = d[k];
-    if (v !== undefined && v !== null && toBool(v) === null) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `expected a boolean, got ${show(v)}` });
-    }
+  const hosts = list.map((h, i) => etcdHost(h, e.port ?? ETCD_DEFAULT_PORT, key === 'hosts' ? [key, i] : [key], ctx));
+  return { ...auth, hosts, protocol: e.protocol };
+}
+
+function splitList(hosts: string | string[]): string[] {
+  return (Array.isArray(hosts) ? hosts : hosts.split(',')).map((h) => h.trim()).filter(Boolean);
+}
+
+function etcdHost(h: string, defaultPort: number, path: PropertyKey[], ctx: Ctx): string {
+  const hp = splitHostPort(h, defaultPort);
+  if (!hp || !validHost(hp.host)) {
+    ctx.addIssue({ code: 'custom', path, message: `expected "host:port", got ${show(h)}` });
+    return h;
   }
-  const sm = d.synchronous_mode;
-  if (sm !== undefined && sm !== null && sm !== 'quorum' && toBool(sm) === null) {
-    ctx.addIssue({ code: 'custom', path: ['synchronous_mode'], message: `expected a boolean or "quorum", got ${show(sm)}` });
+  if (!validPort(hp.port)) ctx.addIssue({ code: 'custom', path, message: `port must be from 1 to 65535, got ${show(h)}` });
+  return joinHostPort(hp.host, hp.port);
+}
+
+function fromEtcdUrl(url: string, ctx: Ctx): Omit<Etcd3Settings, 'username' | 'password'> & Partial<Etcd3Settings> {
+  let u: URL | null = null;
+  try {
+    u = new URL(url);
+  } catch {
+    u = null;
   }
-  const pg = d.postgresql;
-  if (pg === undefined || pg === null) return;
-  if (typeof pg !== 'object' || Array.isArray(pg)) {
-    ctx.addIssue({ code: 'custom', path: ['postgresql'], message: `expected a mapping, got ${show(pg)}` });
-    return;
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) {
+    ctx.addIssue({ code: 'custom', path: ['url'], message: `expected a URL like "http://host:2379", got ${show(url)}` });
+    return { hosts: [] };
   }
-  const p = pg as Record<string, unknown>;
-  for (const k of ['use_pg_rewind', 'use_slots']) {
-    const v = p[k];
-    if (v !== undefined && v !== null && toBool(v) === null) {
-      ctx.addIssue({ code: 'custom', path: ['postgresql', k], message: `expected a boolean, got ${show(v)}` });
-    }
-  }
-  const params = p.parameters;
-  if (params !== undefined && params !== null) {
-    if (typeof params !== 'object' || Array.isArray(params)) {
-      ctx.addIssue({ code: 'custom', path: ['postgresql', 'parameters'], message: `expected a mapping, got ${show(params)}` });
-    } else {
-      for (const [k, v] of Object.entries(params)) {
-        if (v !== null && !['string', 'number', 'boolean'].includes(typeof v)) {
-          ctx.addIssue({ code: 'custom', path: ['postgresql', 'parameters', k], message: `expected a string, number or boolean, got ${show(v)}` });
-        }
-      }
-    }
-  }
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return {
+    hosts: [joinHostPort(host, u.port ? Number(u.port) : ETCD_DEFAULT_PORT)],
+    protocol: u.protocol === 'https:' ? 'https' : 'http',
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubernetes: the keys DESIGN.md §3 promises are checked (validator.py), the rest is kept as given.
+
+const kubernetes = z.looseObject({
+  namespace: str.optional(),
+  /** Required: Patroni's kubernetes.py reads `config['labels']` unconditionally. */
+  labels: z.record(z.string(), scalarText, { error: expected('a mapping of label to value') }),
+  scope_label: str.optional(),
+  role_label: str.optional(),
+  use_endpoints: patroniBool.optional(),
+  bypass_api_service: patroniBool.optional(),
+  pod_ip: str.refine((ip) => isIP(ip) !== 0, { error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}` }).optional(),
+  ports: z.array(z.object({ name: str, port }), { error: expected('a list of {name, port}') }).optional(),
+  retriable_http_codes: z.union([integer, z.array(integer)]).optional(),
 });
 
+// ---------------------------------------------------------------------------------------------
+// bootstrap
+
+/**
+ * `bootstrap.dcs` is kept as written (the first leader copies it to the store's `config` key), but
+ * the keys the daemon interprets are type-checked now, with the very reader used for the stored
+ * config later: a typo then stops the first start instead of silently becoming a default.
+ */
+const bootstrapDcs = z.record(z.string(), z.unknown(), { error: expected('a mapping') }).superRefine((d, ctx) => {
+  for (const p of interpretDynamic(d).problems) ctx.addIssue({ code: 'custom', path: p.path.split('.'), message: p.reason });
+});
+
+const bootstrap = z.object({
+  dcs: bootstrapDcs.default({}),
+  initdb: z.array(toolOption, { error: expected('a list of options') }).default([]),
+  pg_hba: stringList.optional(),
+  users: z
+    .record(z.string(), z.object({ password: text.optional(), options: stringList.optional() }), {
+      error: expected('a mapping of user name to {password, options}'),
+    })
+    .optional(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// postgresql
+
+/** The connection keys Patroni keeps from an authentication entry (config.py `_AUTH_ALLOWED_PARAMETERS`). */
+const credentials = z.object({
+  username: text,
+  password: text.optional(),
+  sslmode: str.optional(),
+  sslcert: str.optional(),
+  sslkey: str.optional(),
+  sslpassword: text.optional(),
+  sslrootcert: str.optional(),
+  sslcrl: str.optional(),
+  sslcrldir: str.optional(),
+  gssencmode: str.optional(),
+  channel_binding: str.optional(),
+});
+
+const createReplicaMethods = z
+  .union([stringList, z.string().transform((m) => splitList(m))], { error: expected('a list of method names') })
+  .default(['basebackup']);
+
+const postgresql = z.object({
+  listen: hostPort(true),
+  connect_address: hostPort(false).optional(),
+  data_dir: nonEmpty,
+  bin_dir: str.optional(),
+  config_dir: str.optional(),
+  pgpass: str.optional(),
+  authentication: z.object({ superuser: credentials, replication: credentials, rewind: credentials.optional() }),
+  parameters: z.record(z.string(), pgParam, { error: expected('a mapping') }).default({}),
+  pg_hba: stringList.optional(),
+  use_pg_rewind: patroniBool.optional(),
+  remove_data_directory_on_rewind_failure: patroniBool.default(false),
+  remove_data_directory_on_diverged_timelines: patroniBool.default(false),
+  create_replica_methods: createReplicaMethods,
+  basebackup: z
+    .union([z.array(toolOption), z.record(z.string(), scalarText)], { error: expected('a list of options or a mapping') })
+    .optional(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// the whole file
+
 export const daemonSchema = z.object({
-  scope: str,
-  name: str,
-  namespace: z.string().default('/service/'),
+  scope: nonEmpty,
+  name: nonEmpty,
+  /** Patroni's default prefix of every store key (dcs/__init__.py: '/service/'). */
+  namespace: str.default('/service/'),
   restapi: z.object({
     listen: hostPort(false),
     connect_address: hostPort(false).optional(),
-    authentication: z.object({ username: str, password: str }).optional(),
-    certfile: z.string().optional(),
-    keyfile: z.string().optional(),
+    authentication: z.object({ username: text, password: text }).optional(),
+    certfile: str.optional(),
+    keyfile: str.optional(),
   }),
-  etcd3: z
-    .object({
-      host: hostList.optional(),
-      hosts: hostList.optional(),
-      protocol: z.enum(['http', 'https'], { error: (i) => `expected "http" or "https", got ${show(i.input)}` }).optional(),
-      username: z.string().optional(),
-      password: optStr,
-    })
-    .optional(),
-  kubernetes: z.record(z.string(), z.unknown()).optional(),
-  bootstrap: z
-    .object({
-      dcs: dcsSection.default({}),
-      initdb: z.array(initdbOption).default([]),
-      pg_hba: z.array(z.string()).optional(),
-      users: z
-        .record(z.string(), z.object({ password: optStr, options: z.array(z.string()).optional() }))
-        .optional(),
-    })
-    .default({ dcs: {}, initdb: [] }),
-  postgresql: z.object({
-    listen: hostPort(true),
-    connect_address: hostPort(false).optional(),
-    data_dir: str,
-    bin_dir: z.string().optional(),
-    config_dir: z.string().optional(),
-    pgpass: z.string().optional(),
-    authentication: z.object({
-      superuser: credentials,
-      replication: credentials,
-      rewind: credentials.optional(),
-    }),
-    parameters: z.record(z.string(), pgParam).default({}),
-    pg_hba: z.array(z.string()).optional(),
-    use_pg_rewind: patroniBool.optional(),
-    remove_data_directory_on_rewind_failure: patroniBool.default(false),
-    remove_data_directory_on_diverged_timelines: patroniBool.default(false),
-    create_replica_methods: z
-      .union([z.array(z.string()), z.string().transform((m) => m.split(',').map((x) => x.trim()).filter(Boolean))], {
-        error: (i) => `expected a list of method names, got ${show(i.input)}`,
-      })
-      .default(['basebackup']),
-    basebackup: z
-      .union([z.array(initdbOption), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String))])
-      .optional(),
-  }),
+  etcd3: etcd3Input.transform(normaliseEtcd3).optional(),
+  kubernetes: kubernetes.optional(),
+  bootstrap: bootstrap.default({ dcs: {}, initdb: [] }),
+  postgresql,
+  /** Patroni publishes tags as given, unknown ones included (__main__.py `get_tags`). */
   tags: z
-    .object({
+    .looseObject({
       nofailover: patroniBool.optional(),
       noloadbalance: patroniBool.optional(),
       clonefrom: patroniBool.optional(),
       nosync: patroniBool.optional(),
-      replicatefrom: z.string().optional(),
+      replicatefrom: str.optional(),
     })
-    .catchall(z.unknown())
     .default({}),
 });
 
 export type DaemonConfigInput = z.input<typeof daemonSchema>;
-
-/** Every key path the schema knows (for "not supported yet" warnings). Open objects end in `.*`. */
-export const KNOWN_KEYS: readonly string[] = [
-  'scope', 'name', 'namespace',
-  'restapi', 'restapi.listen', 'restapi.connect_address', 'restapi.authentication', 'restapi.authentication.username',
-  'restapi.authentication.password', 'restapi.certfile', 'restapi.keyfile',
-  'etcd3', 'etcd3.host', 'etcd3.hosts', 'etcd3.protocol', 'etcd3.username', 'etcd3.password',
-  'kubernetes.*',
-  'bootstrap', 'bootstrap.dcs.*', 'bootstrap.initdb', 'bootstrap.pg_hba', 'bootstrap.users.*',
-  'postgresql', 'postgresql.listen', 'postgresql.connect_address', 'postgresql.data_dir', 'postgresql.bin_dir',
-  'postgresql.config_dir', 'postgresql.pgpass', 'postgresql.authentication', 'postgresql.authentication.superuser.*',
-  'postgresql.authentication.replication.*', 'postgresql.authentication.rewind.*', 'postgresql.parameters.*',
-  'postgresql.pg_hba', 'postgresql.use_pg_rewind', 'postgresql.remove_data_directory_on_rewind_failure',
-  'postgresql.remove_data_directory_on_diverged_timelines', 'postgresql.create_replica_methods',
-  'postgresql.basebackup', 'postgresql.basebackup.*',
-  'tags.*',
-];
-
-export function show(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v);
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
+export type DaemonConfigParsed = z.output<typeof daemonSchema>;
