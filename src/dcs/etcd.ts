@@ -1,19 +1,47 @@
 /**
- * The etcd v3 store, with Patroni's etcd3 semantics (patroni/dcs/etcd3.py): one lease of `ttl`
- * seconds per member; `leader` and `members/<name>` are bound to it; CAS through transactions on
- * create/mod revisions. The client's own retry and circuit-breaker policies are off: every call is
- * retried here, and only until its `retry_timeout` deadline, so a frozen etcd cannot stall the HA
- * loop and a recovered etcd is usable at once.
+ * The etcd v3 store, with Patroni's etcd3 semantics (patroni/dcs/etcd3.py): one lease of `ttl` seconds
+ * per member; `leader` and `members/<name>` are bound to it; CAS through transactions on values and
+ * create/mod revisions.
+ *
+ * Bounded calls: the client's own retry and circuit-breaker policies are replaced by no-ops, and every
+ * public method gets one deadline of `retry_timeout` that covers all of its requests and retries. Each
+ * request carries that deadline to gRPC (so it is cancelled on the wire) and is raced against it here
+ * (so nothing in the client can hold us longer). A frozen or stopped etcd therefore costs a call at most
+ * `retry_timeout`, and because a failed request resets the client's channels, the next call after etcd
+ * comes back connects afresh instead of waiting out a reconnect backoff or an open circuit.
  */
-import { Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
-import { noop as noopPolicy } from 'cockatiel';
+import { ExponentialBackoff, noop as noopPolicy, type IBackoff } from 'cockatiel';
+import {
+  EtcdLeaseInvalidError,
+  Etcd3,
+  castGrpcError,
+  isRecoverableError,
+  type ICompare,
+  type IKeyValue,
+  type IOptions,
+  type IRequestOp,
+  type Watcher,
+} from 'etcd3';
 import type { Clock } from '../util/clock.js';
 import { DcsError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import { KEYS, buildCluster, clusterPrefix, serializeFailover, serializeSync, type RawNode } from './codec.js';
+import {
+  KEYS,
+  buildCluster,
+  clusterPrefix,
+  memberKey,
+  serializeConfig,
+  serializeFailover,
+  serializeHistory,
+  serializeMember,
+  serializeStatus,
+  serializeSync,
+  type RawNode,
+} from './codec.js';
 import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData } from './types.js';
 
 export interface Etcd3StoreOptions {
+  /** `host:port` or `http(s)://host:port`. */
   hosts: string[];
   protocol?: 'http' | 'https';
   username?: string;
@@ -21,266 +49,389 @@ export interface Etcd3StoreOptions {
   namespace: string;
   scope: string;
   name: string;
+  /** Seconds. */
   ttl: number;
+  /** Seconds: the bound on every call. */
   retryTimeout: number;
   clock: Clock;
   log: Logger;
 }
 
-type Compare = { key: Buffer; target: 'Create' | 'Mod' | 'Value'; result: 'Equal'; create_revision?: number; mod_revision?: number; value?: Buffer };
+/** Pause between retries of a request that failed fast (connection refused, leader election). */
+const RETRY_PAUSE_MS = 100;
+
+/** Our lease: its id, the TTL it was granted with, and until when it certainly lives. */
+interface Lease {
+  readonly id: string;
+  readonly ttl: number;
+  validUntil: number;
+}
+
+/** etcd said the lease a write was bound to does not exist (it expired or was revoked). */
+class LeaseGoneError extends DcsError {}
+
+class CallTimeoutError extends Error {}
 
 export class Etcd3Store implements DcsStore {
   private readonly client: Etcd3;
   private readonly prefix: string;
   private ttl: number;
   private retryTimeoutMs: number;
-  private lease: string | null = null;
-  private leaseTtl = 0;
-  private validUntil = -Infinity;
-  private lastMember: string | null = null;
+  private lease: Lease | null = null;
+  /**
+   * After a TTL change we grant a new lease, but the leader key stays bound to the old one until
+   * updateLeader() re-binds it: until then our lock lives only as long as the old lease is sure to.
+   */
+  private retiring: { id: string; validUntil: number } | null = null;
+  /**
+   * Our member key as last seen (by load() or our own write). Like Patroni's touch_member, an unchanged
+   * member on our current lease is not rewritten: every write is a revision, and members change rarely.
+   */
+  private seenMember: { lease: string; json: string } | null = null;
+  /** The status JSON last written by updateLeader(), to skip unchanged writes like Patroni's write_status. */
+  private lastStatus: string | null = null;
+  /** Stoppers of the leader watches still running, for close(). */
+  private readonly stoppers = new Set<() => Promise<void>>();
 
   constructor(private readonly o: Etcd3StoreOptions) {
     this.prefix = clusterPrefix(o.namespace, o.scope);
     this.ttl = o.ttl;
     this.retryTimeoutMs = o.retryTimeout * 1000;
+    this.client = new Etcd3(this.clientOptions());
+  }
+
+  private clientOptions(): IOptions {
+    const o = this.o;
     const proto = o.protocol ?? 'http';
     const opts: IOptions = {
       hosts: o.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`)),
-      dialTimeout: 2000,
-      faultHandling: { host: () => noopPolicy, global: noopPolicy },
+      faultHandling: {
+        host: () => noopPolicy,
+        global: noopPolicy,
+        // The leader watch reconnects by itself; keep its backoff short so a restarted etcd is watched again soon.
+        // (The client wants the backoff factory here, as its own default passes, though its type says IBackoff.)
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as IBackoff<unknown>,
+      },
+      // Unary calls we do not give a deadline ourselves (the auth token exchange) still get one.
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + this.retryTimeoutMs) }),
+      grpcOptions: {
+        // A private subchannel per client: reset channels really start over, without a shared reconnect backoff.
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+        // Notice a dead connection under a long-lived watch stream (etcd allows pings every 5 s).
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+      },
     };
     if (o.username) opts.auth = { username: o.username, password: o.password ?? '' };
-    this.client = new Etcd3(opts);
+    return opts;
   }
 
   private key(k: string): Buffer {
     return Buffer.from(this.prefix + k);
   }
 
-  /** Run `fn` with a gRPC deadline, retrying transient errors until `retry_timeout` is spent. */
-  private async call<T>(what: string, fn: (opts: { deadline: Date }) => Promise<T>): Promise<T> {
+  /** The deadline (Clock.now() ms) of a public call that starts now. */
+  private deadline(): number {
+    return this.o.clock.now() + this.retryTimeoutMs;
+  }
+
+  /**
+   * Run one request until it succeeds, fails for good, or `end` passes. Transient failures are retried;
+   * everything comes out as DcsError (LeaseGoneError when etcd says the lease is gone).
+   */
+  private async call<T>(what: string, end: number, fn: (opts: { deadline: Date }) => Promise<T>): Promise<T> {
     const { clock } = this.o;
-    const end = clock.now() + this.retryTimeoutMs;
-    let last: unknown;
-    for (let attempt = 0; attempt < 10; attempt++) {
+    let last: unknown = new CallTimeoutError('no time left');
+    for (;;) {
       const left = end - clock.now();
-      if (left <= 50) break;
+      if (left <= 0) break;
       try {
         return await withTimeout(fn({ deadline: new Date(Date.now() + left) }), left);
       } catch (e) {
         last = e;
-        if (isLeaseGone(e)) throw e;
-        await clock.sleep(Math.min(200, Math.max(0, end - clock.now() - 50)));
+        if (isLeaseGone(e)) throw new LeaseGoneError(`etcd ${what}: our lease is gone`, { cause: e });
+        if (!isTransient(e)) throw new DcsError(`etcd ${what} failed: ${errorMessage(e)}`, { cause: e });
       }
+      const pause = Math.min(RETRY_PAUSE_MS, end - clock.now());
+      if (pause <= 0) break;
+      await clock.sleep(pause);
     }
     throw new DcsError(`etcd ${what} failed within retry_timeout ${this.retryTimeoutMs / 1000}s: ${errorMessage(last)}`, { cause: last });
   }
 
   async load(): Promise<Cluster> {
     const prefix = this.key('');
-    const res = await this.call('range', (opts) =>
-      this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix) }, opts),
-    );
-    const nodes: RawNode[] = (res.kvs as IKeyValue[]).map((kv) => ({
+    // Linearizable (not serializable): the snapshot the HA loop decides on must not be stale.
+    const res = await this.call('range', this.deadline(), (opts) => this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix) }, opts));
+    const nodes: RawNode[] = res.kvs.map((kv: IKeyValue) => ({
       key: kv.key.toString().slice(this.prefix.length),
       value: kv.value.toString(),
       version: Number(kv.mod_revision),
-      lease: kv.lease && kv.lease !== '0' ? String(kv.lease) : undefined,
+      ...(kv.lease && kv.lease !== '0' ? { lease: String(kv.lease) } : {}),
     }));
+    const mine = nodes.find((n) => n.key === memberKey(this.o.name));
+    this.seenMember = mine?.lease ? { lease: mine.lease, json: mine.value } : null;
     return buildCluster(nodes);
   }
 
-  async refreshSession(): Promise<void> {
-    const sentAt = this.o.clock.now();
-    if (this.lease && this.leaseTtl === this.ttl) {
-      const ok = await this.call('lease keepalive', (opts) => this.keepaliveOnce(this.lease!, opts));
-      if (ok) {
-        this.validUntil = sentAt + this.ttl * 1000;
-        return;
-      }
-      this.o.log.warn('our etcd lease expired: granting a new one');
-    }
-    const grantAt = this.o.clock.now();
-    const res = await this.call('lease grant', (opts) => this.client.leaseClient.leaseGrant({ TTL: this.ttl, ID: 0 }, opts));
-    this.lease = String(res.ID);
-    this.leaseTtl = this.ttl;
-    this.lastMember = null;
-    this.validUntil = grantAt + this.ttl * 1000;
-  }
+  // ---- session (lease) ----
 
-  private async keepaliveOnce(id: string, opts: { deadline: Date }): Promise<boolean> {
-    const stream = await this.client.leaseClient.leaseKeepAlive(opts);
-    try {
-      const res = await new Promise<{ TTL: string }>((resolve, reject) => {
-        stream.on('data', resolve);
-        stream.on('error', reject);
-        stream.write({ ID: id });
-      });
-      return Number(res.TTL) > 0;
-    } finally {
-      stream.end();
-    }
+  refreshSession(): Promise<void> {
+    return this.renew(this.deadline());
   }
 
   sessionValidUntil(): number {
-    return this.validUntil;
+    if (!this.lease) return -Infinity;
+    return Math.min(this.lease.validUntil, this.retiring?.validUntil ?? Infinity);
   }
 
-  private async ensureLease(): Promise<string> {
-    if (!this.lease) await this.refreshSession();
-    return this.lease!;
+  /** Keep our lease alive, or grant a new one when it is gone or the TTL changed (Patroni's _do_refresh_lease + set_ttl). */
+  private async renew(end: number): Promise<void> {
+    const cur = this.lease;
+    if (cur && cur.ttl === this.ttl) {
+      const sentAt = await this.keepaliveOnce(cur.id, end);
+      if (sentAt !== null) {
+        cur.validUntil = sentAt + cur.ttl * 1000;
+        return;
+      }
+      this.o.log.warn({ lease: cur.id }, 'our etcd lease expired: granting a new one');
+    } else if (cur) {
+      const validUntil = Math.min(cur.validUntil, this.retiring?.validUntil ?? Infinity);
+      this.retiring = { id: cur.id, validUntil };
+      this.o.log.info({ ttl: this.ttl }, 'ttl changed: granting a new etcd lease');
+    }
+    await this.grant(end);
   }
 
-  /** Run a write bound to our lease; if etcd says the lease is gone, take a new one and try once more. */
-  private async withLease<T>(fn: (lease: string) => Promise<T>): Promise<T> {
+  private async grant(end: number): Promise<void> {
+    const ttl = this.ttl;
+    const { id, sentAt } = await this.call('lease grant', end, async (opts) => {
+      const sentAt = this.o.clock.now();
+      const res = await this.client.leaseClient.leaseGrant({ TTL: ttl, ID: 0 }, opts);
+      return { id: String(res.ID), sentAt };
+    });
+    this.lease = { id, ttl, validUntil: sentAt + ttl * 1000 };
+  }
+
+  /**
+   * One keepalive on a fresh stream (the client's own keepalive loop would renew behind the HA loop's
+   * back, which is exactly what a leader that stopped deciding must not have). Resolves the monotonic time
+   * taken just before the request was sent, or null if etcd says the lease no longer exists.
+   */
+  private keepaliveOnce(id: string, end: number): Promise<number | null> {
+    return this.call('lease keepalive', end, async (opts) => {
+      const stream = await this.client.leaseClient.leaseKeepAlive(opts);
+      const sentAt = this.o.clock.now();
+      const res = await new Promise<{ TTL: string }>((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', (e: Error) => reject(castGrpcError(e)));
+        stream.on('end', () => reject(new CallTimeoutError('keepalive stream ended without an answer')));
+        stream.write({ ID: id });
+      });
+      // A graceful half-close; cancel() would look like a failure and make the client reset its channels.
+      stream.end();
+      return Number(res.TTL) > 0 ? sentAt : null;
+    });
+  }
+
+  /** Run `fn` with our lease id; if etcd says the lease is gone, grant a new one and run it once more. */
+  private async withLease<T>(end: number, fn: (lease: string) => Promise<T>): Promise<T> {
+    if (!this.lease) await this.renew(end);
     try {
-      return await fn(await this.ensureLease());
+      return await fn(this.lease!.id);
     } catch (e) {
-      if (!isLeaseGone(e)) throw e;
+      if (!(e instanceof LeaseGoneError)) throw e;
+      this.o.log.warn('our etcd lease disappeared: granting a new one and retrying');
       this.lease = null;
-      return fn(await this.ensureLease());
+      await this.renew(end);
+      return fn(this.lease!.id);
     }
   }
 
-  private async txn(what: string, compare: Compare[], success: Array<Record<string, unknown>>): Promise<boolean> {
-    const res = await this.call(what, (opts) => this.client.kv.txn({ compare, success, failure: [] } as never, opts));
+  // ---- writes ----
+
+  private async txn(what: string, end: number, compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<boolean> {
+    const res = await this.call(what, end, (opts) => this.client.kv.txn({ compare, success, failure }, opts));
     return res.succeeded;
   }
 
-  private put(k: string, value: string, lease?: string): Record<string, unknown> {
+  private putOp(k: string, value: string, lease?: string): IRequestOp {
     return { request_put: { key: this.key(k), value: Buffer.from(value), ...(lease ? { lease } : {}) } };
   }
 
+  private deleteOp(k: string): IRequestOp {
+    return { request_delete_range: { key: this.key(k) } };
+  }
+
+  private isMine(k: string): ICompare {
+    return { key: this.key(k), target: 'Value', result: 'Equal', value: Buffer.from(this.o.name) };
+  }
+
+  /** CAS on the mod revision; `null` means "only if absent" (create revision 0). */
+  private unchangedSince(k: string, version: number | null): ICompare {
+    return version === null
+      ? { key: this.key(k), target: 'Create', result: 'Equal', create_revision: 0 }
+      : { key: this.key(k), target: 'Mod', result: 'Equal', mod_revision: version };
+  }
+
   async initialize(sysid: string, create: boolean): Promise<boolean> {
-    if (!create) {
-      await this.call('put initialize', (opts) => this.client.kv.put({ key: this.key(KEYS.initialize), value: Buffer.from(sysid) }, opts));
-      return true;
-    }
-    return this.txn('create initialize', [absent(this.key(KEYS.initialize))], [this.put(KEYS.initialize, sysid)]);
+    const end = this.deadline();
+    if (!create) return this.txn('put initialize', end, [], [this.putOp(KEYS.initialize, sysid)]);
+    return this.txn('create initialize', end, [this.unchangedSince(KEYS.initialize, null)], [this.putOp(KEYS.initialize, sysid)]);
   }
 
   async cancelInitialization(): Promise<void> {
-    await this.call('delete initialize', (opts) => this.client.kv.deleteRange({ key: this.key(KEYS.initialize) }, opts));
-  }
-
-  private casCompare(k: string, version: number | null): Compare {
-    return version === null ? absent(this.key(k)) : { key: this.key(k), target: 'Mod', result: 'Equal', mod_revision: version };
+    await this.txn('delete initialize', this.deadline(), [], [this.deleteOp(KEYS.initialize)]);
   }
 
   setConfig(value: Record<string, unknown>, version: number | null): Promise<boolean> {
-    return this.txn('set config', [this.casCompare(KEYS.config, version)], [this.put(KEYS.config, JSON.stringify(value))]);
+    return this.txn('set config', this.deadline(), [this.unchangedSince(KEYS.config, version)], [this.putOp(KEYS.config, serializeConfig(value))]);
   }
 
   async touchMember(data: MemberData): Promise<boolean> {
-    const json = JSON.stringify(data);
-    if (json === this.lastMember) return true;
-    await this.withLease((lease) =>
-      this.call('put member', (opts) =>
-        this.client.kv.put({ key: this.key(KEYS.members + this.o.name), value: Buffer.from(json), lease }, opts),
-      ),
-    );
-    this.lastMember = json;
+    const json = serializeMember(data);
+    const end = this.deadline();
+    if (!this.lease) await this.renew(end);
+    if (this.seenMember && this.seenMember.lease === this.lease!.id && this.seenMember.json === json) return true;
+    await this.withLease(end, async (lease) => {
+      await this.txn('put member', end, [], [this.putOp(memberKey(this.o.name), json, lease)]);
+      this.seenMember = { lease, json };
+    });
     return true;
   }
 
-  attemptToAcquireLeader(): Promise<boolean> {
-    return this.withLease((lease) =>
-      this.txn('acquire leader', [absent(this.key(KEYS.leader))], [this.put(KEYS.leader, this.o.name, lease)]),
+  async attemptToAcquireLeader(): Promise<boolean> {
+    const end = this.deadline();
+    const won = await this.withLease(end, (lease) =>
+      this.txn('acquire leader', end, [this.unchangedSince(KEYS.leader, null)], [this.putOp(KEYS.leader, this.o.name, lease)]),
     );
+    if (won) {
+      this.retiring = null;
+      this.lastStatus = null;
+    }
+    return won;
   }
 
   async updateLeader(status: ClusterStatus): Promise<boolean> {
-    await this.refreshSession();
-    const lease = this.lease!;
-    const leaderKey = this.key(KEYS.leader);
-    const mine: Compare = { key: leaderKey, target: 'Value', result: 'Equal', value: Buffer.from(this.o.name) };
-    const statusPut = this.put(KEYS.status, JSON.stringify(dropUndefined({ optime: status.optime, slots: status.slots })));
-    // Re-bind the leader key only when it is not on our current lease (a new lease after expiry of the old
-    // one cannot happen while we hold the key, but a restarted daemon may find its old key): rewriting it
-    // every tick would wake every watcher every tick.
-    const sameLease: Compare = { key: leaderKey, target: 'Lease' as 'Value', result: 'Equal', lease } as unknown as Compare;
-    const res = await this.call('update leader', (opts) =>
-      this.client.kv.txn(
+    const end = this.deadline();
+    await this.renew(end);
+    const statusJson = serializeStatus(status);
+    const statusOps = statusJson !== null && statusJson !== this.lastStatus ? [this.putOp(KEYS.status, statusJson)] : [];
+    const ok = await this.withLease(end, (lease) =>
+      // If the key is ours: leave it alone when it is on our current lease (rewriting it would wake every
+      // watcher every tick), else re-bind it to this lease (a new lease after a TTL change, or a key left by
+      // our previous process).
+      this.txn('update leader', end, [this.isMine(KEYS.leader)], [
         {
-          compare: [mine],
-          success: [{ request_txn: { compare: [sameLease], success: [statusPut], failure: [this.put(KEYS.leader, this.o.name, lease), statusPut] } }],
-          failure: [],
-        } as never,
-        opts,
-      ),
+          request_txn: {
+            compare: [{ key: this.key(KEYS.leader), target: 'Lease', result: 'Equal', lease }],
+            success: statusOps,
+            failure: [this.putOp(KEYS.leader, this.o.name, lease), ...statusOps],
+          },
+        },
+      ]),
     );
-    return res.succeeded;
+    if (ok) {
+      this.retiring = null;
+      if (statusJson !== null) this.lastStatus = statusJson;
+    } else {
+      this.lastStatus = null;
+    }
+    return ok;
   }
 
-  deleteLeader(): Promise<boolean> {
-    const leaderKey = this.key(KEYS.leader);
-    return this.txn('delete leader', [{ key: leaderKey, target: 'Value', result: 'Equal', value: Buffer.from(this.o.name) }], [
-      { request_delete_range: { key: leaderKey } },
-    ]);
+  async deleteLeader(): Promise<boolean> {
+    const deleted = await this.txn('delete leader', this.deadline(), [this.isMine(KEYS.leader)], [this.deleteOp(KEYS.leader)]);
+    if (deleted) this.lastStatus = null;
+    return deleted;
   }
 
   async setHistory(history: readonly HistoryEntry[]): Promise<boolean> {
-    await this.call('put history', (opts) => this.client.kv.put({ key: this.key(KEYS.history), value: Buffer.from(JSON.stringify(history)) }, opts));
-    return true;
+    return this.txn('put history', this.deadline(), [], [this.putOp(KEYS.history, serializeHistory(history))]);
   }
 
   setFailover(value: { leader?: string; member?: string; scheduled_at?: string }, version: number | null): Promise<boolean> {
-    return this.txn('set failover', [this.casCompare(KEYS.failover, version)], [this.put(KEYS.failover, serializeFailover(value))]);
+    return this.txn('set failover', this.deadline(), [this.unchangedSince(KEYS.failover, version)], [this.putOp(KEYS.failover, serializeFailover(value))]);
   }
 
-  async deleteFailover(version?: number): Promise<boolean> {
-    const del = { request_delete_range: { key: this.key(KEYS.failover) } };
-    if (version === undefined) return this.txn('delete failover', [], [del]);
-    return this.txn('delete failover', [this.casCompare(KEYS.failover, version)], [del]);
+  deleteFailover(version?: number): Promise<boolean> {
+    const compare = version === undefined ? [] : [this.unchangedSince(KEYS.failover, version)];
+    return this.txn('delete failover', this.deadline(), compare, [this.deleteOp(KEYS.failover)]);
   }
 
   setSync(value: { leader: string; sync_standby: string | null }, version: number | null): Promise<boolean> {
-    return this.txn('set sync', [this.casCompare(KEYS.sync, version)], [this.put(KEYS.sync, serializeSync(value))]);
+    return this.txn('set sync', this.deadline(), [this.unchangedSince(KEYS.sync, version)], [this.putOp(KEYS.sync, serializeSync(value))]);
   }
 
   deleteSync(): Promise<boolean> {
-    return this.txn('delete sync', [], [{ request_delete_range: { key: this.key(KEYS.sync) } }]);
+    return this.txn('delete sync', this.deadline(), [], [this.deleteOp(KEYS.sync)]);
   }
 
+  /** Like Patroni's set_ttl: a new TTL takes effect with a new lease at the next refresh. */
   setTimeouts(opts: { ttl: number; retryTimeout: number }): void {
     this.ttl = opts.ttl;
     this.retryTimeoutMs = opts.retryTimeout * 1000;
   }
 
+  // ---- watch ----
+
   watchLeader(onChange: () => void): () => void {
-    let watcher: Watcher | null = null;
     let closed = false;
-    void this.client
-      .watch()
-      .key(this.prefix + KEYS.leader)
-      .create()
-      .then((w) => {
-        if (closed) {
-          void w.cancel();
-          return;
-        }
-        watcher = w;
-        w.on('put', () => onChange());
-        w.on('delete', () => onChange());
-        w.on('connected', () => onChange());
-        w.on('error', (e) => this.o.log.debug({ err: errorMessage(e) }, 'leader watch error (it reconnects)'));
-      })
-      .catch((e: unknown) => this.o.log.warn({ err: errorMessage(e) }, 'could not watch the leader key'));
-    return () => {
-      closed = true;
-      void watcher?.cancel().catch(() => undefined);
+    let watcher: Watcher | null = null;
+    let retry: NodeJS.Timeout | null = null;
+    const log = this.o.log;
+    // Events of a watcher being cancelled may still arrive: after unwatch, nothing reaches the caller.
+    const fire = (): void => {
+      if (!closed) onChange();
     };
+    const start = (): void => {
+      if (closed) return;
+      // The client reconnects a broken stream by itself and resumes at the next revision, so nothing is
+      // lost; we still report a (re)connect as a change: the leader may have changed before it.
+      const w = this.client.watch().key(this.prefix + KEYS.leader).watcher();
+      watcher = w;
+      let disconnected = true;
+      w.on('connected', () => {
+        if (disconnected) fire();
+        disconnected = false;
+      });
+      w.on('disconnected', (e: unknown) => {
+        disconnected = true;
+        log.debug({ err: errorMessage(e) }, 'leader watch disconnected (it reconnects)');
+      });
+      w.on('put', fire);
+      w.on('delete', fire);
+      // etcd cancelled the watch (e.g. its revision was compacted): the client drops it, we watch again.
+      w.on('error', (e: unknown) => {
+        log.warn({ err: errorMessage(e) }, 'leader watch cancelled by etcd: watching again');
+        w.removeAllListeners();
+        retry = setTimeout(start, 500);
+        retry.unref();
+      });
+    };
+    start();
+    const stop = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      if (retry) clearTimeout(retry);
+      this.stoppers.delete(stop);
+      await watcher?.cancel().catch(() => undefined);
+    };
+    this.stoppers.add(stop);
+    return () => void stop();
   }
 
+  /** Stop our watches (waiting a moment for etcd to confirm) and release the client. The leader key stays. */
   async close(): Promise<void> {
+    const stops = Promise.all([...this.stoppers].map((stop) => stop()));
+    await withTimeout(stops, 1000).catch(() => undefined);
     this.client.close();
   }
 }
 
-function absent(key: Buffer): Compare {
-  return { key, target: 'Create', result: 'Equal', create_revision: 0 };
-}
-
+/** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
@@ -293,19 +444,21 @@ function prefixEnd(prefix: Buffer): Buffer {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new CallTimeoutError(`no answer within ${Math.round(ms)} ms`)), ms);
+  });
+  // The losing promise may still reject later: never let that become an unhandled rejection.
+  p.catch(() => undefined);
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
 function isLeaseGone(e: unknown): boolean {
-  return /requested lease not found/i.test(errorMessage(e));
+  return e instanceof EtcdLeaseInvalidError || /requested lease not found/i.test(errorMessage(e));
 }
 
-function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+/** Worth another try before the deadline: timeouts, unavailability, leader elections, a reset stream. */
+function isTransient(e: unknown): boolean {
+  if (e instanceof CallTimeoutError) return true;
+  return typeof e === 'object' && e !== null && isRecoverableError(e as Error);
 }

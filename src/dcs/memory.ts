@@ -1,26 +1,35 @@
 /**
- * An in-memory store with the same contract as the etcd adapter (sessions with TTL, CAS, leader
- * watch), driven by an injected Clock: the fake behind HA loop tests. One MemoryBackend is one
- * cluster's store; each member gets its own MemoryStore on it.
+ * An in-memory store with the etcd adapter's contract — sessions with a TTL, CAS on revisions, the
+ * leader watch — driven by an injected Clock so tests decide when leases expire. One MemoryBackend is one
+ * cluster's store (an etcd); each member gets its own MemoryStore on it (a client with its own lease).
  */
 import type { Clock } from '../util/clock.js';
 import { DcsError } from '../util/errors.js';
-import { KEYS, buildCluster, serializeFailover, serializeSync, type RawNode } from './codec.js';
+import {
+  KEYS,
+  buildCluster,
+  memberKey,
+  serializeConfig,
+  serializeFailover,
+  serializeHistory,
+  serializeMember,
+  serializeStatus,
+  serializeSync,
+  type RawNode,
+} from './codec.js';
 import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData } from './types.js';
 
 interface Entry {
   value: string;
+  /** Modification revision, like etcd's mod_revision. */
   version: number;
   session?: string;
 }
 
-interface Session {
-  expiresAt: number;
-}
-
 export class MemoryBackend {
   private readonly keys = new Map<string, Entry>();
-  private readonly sessions = new Map<string, Session>();
+  /** Session id → monotonic time at which it expires. */
+  private readonly sessions = new Map<string, number>();
   private revision = 0;
   private nextSession = 1;
   private available = true;
@@ -28,75 +37,96 @@ export class MemoryBackend {
 
   constructor(readonly clock: Clock) {}
 
+  /** `false`: every call of every member rejects with DcsError (the whole store is down). */
   setAvailable(up: boolean): void {
     this.available = up;
   }
 
+  /** Gate of every operation: fail if down, then apply the expiries that are due. */
   check(): void {
     if (!this.available) throw new DcsError('memory store: unavailable (test fault)');
     this.expire();
   }
 
-  /** Drop keys whose session expired; a dropped leader key wakes watchers. */
+  /**
+   * Drop the sessions whose time is up, with their keys; a dropped leader key wakes the watchers. Expiry is
+   * lazy (the fake clock cannot call us): it happens on the next operation of any member, or when a test
+   * calls this.
+   */
   expire(): void {
     const now = this.clock.now();
-    for (const [id, s] of this.sessions) {
-      if (s.expiresAt > now) continue;
+    for (const [id, expiresAt] of this.sessions) {
+      if (expiresAt > now) continue;
       this.sessions.delete(id);
-      for (const [k, e] of this.keys) {
-        if (e.session === id) {
-          this.keys.delete(k);
-          if (k === KEYS.leader) this.notify();
-        }
-      }
+      for (const [k, e] of this.keys) if (e.session === id) this.delete(k);
     }
   }
 
   grant(ttl: number): string {
     const id = String(this.nextSession++);
-    this.sessions.set(id, { expiresAt: this.clock.now() + ttl * 1000 });
+    this.sessions.set(id, this.clock.now() + ttl * 1000);
     return id;
   }
 
+  /** Extend a live session by `ttl` from now; false if it no longer exists. */
   keepalive(id: string, ttl: number): boolean {
-    const s = this.sessions.get(id);
-    if (!s) return false;
-    s.expiresAt = this.clock.now() + ttl * 1000;
+    if (!this.sessions.has(id)) return false;
+    this.sessions.set(id, this.clock.now() + ttl * 1000);
     return true;
   }
 
-  get(k: string): Entry | undefined {
+  hasSession(id: string): boolean {
+    return this.sessions.has(id);
+  }
+
+  get(k: string): Readonly<Entry> | undefined {
     return this.keys.get(k);
   }
 
   put(k: string, value: string, session?: string): void {
     if (session && !this.sessions.has(session)) throw new DcsError('memory store: session not found');
-    this.keys.set(k, { value, version: ++this.revision, session });
+    this.keys.set(k, { value, version: ++this.revision, ...(session ? { session } : {}) });
     if (k === KEYS.leader) this.notify();
   }
 
-  delete(k: string): void {
-    if (this.keys.delete(k) && k === KEYS.leader) this.notify();
+  delete(k: string): boolean {
+    if (!this.keys.delete(k)) return false;
+    this.revision++;
+    if (k === KEYS.leader) this.notify();
+    return true;
   }
 
+  /** Every key, relative to the cluster prefix, as the etcd adapter would read them. */
   nodes(): RawNode[] {
-    return [...this.keys].map(([key, e]) => ({ key, value: e.value, version: e.version, lease: e.session }));
+    return [...this.keys].map(([key, e]) => ({ key, value: e.value, version: e.version, ...(e.session ? { lease: e.session } : {}) }));
   }
 
   watch(fn: () => void): () => void {
-    this.watchers.add(fn);
-    return () => this.watchers.delete(fn);
+    // A distinct wrapper per call, so watching twice with one function means two subscriptions.
+    const w = (): void => fn();
+    this.watchers.add(w);
+    return () => {
+      this.watchers.delete(w);
+    };
   }
 
   private notify(): void {
-    for (const w of this.watchers) queueMicrotask(w);
+    // Asynchronously, like a watch event arriving over the wire after the write returned.
+    for (const w of this.watchers) queueMicrotask(() => this.watchers.has(w) && w());
   }
 }
 
+interface Session {
+  readonly id: string;
+  readonly ttl: number;
+  validUntil: number;
+}
+
 export class MemoryStore implements DcsStore {
-  private session: string | null = null;
-  private validUntil = -Infinity;
-  /** This member alone is cut off from the store (a partition). */
+  private session: Session | null = null;
+  /** As in the etcd adapter: after a TTL change the leader key stays on the old session until re-bound. */
+  private retiringUntil: number | null = null;
+  /** This member alone is cut off from the store (a partition): its calls reject with DcsError. */
   cutOff = false;
 
   constructor(
@@ -116,20 +146,33 @@ export class MemoryStore implements DcsStore {
   }
 
   refreshSession(): Promise<void> {
-    return this.op(() => {
-      const sentAt = this.backend.clock.now();
-      if (!this.session || !this.backend.keepalive(this.session, this.ttl)) this.session = this.backend.grant(this.ttl);
-      this.validUntil = sentAt + this.ttl * 1000;
-    });
+    return this.op(() => this.renew());
   }
 
   sessionValidUntil(): number {
-    return this.validUntil;
+    if (!this.session) return -Infinity;
+    return Math.min(this.session.validUntil, this.retiringUntil ?? Infinity);
   }
 
-  private async mySession(): Promise<string> {
-    if (!this.session) await this.refreshSession();
-    return this.session!;
+  private renew(): void {
+    const clock = this.backend.clock;
+    const cur = this.session;
+    const sentAt = clock.now();
+    if (cur && cur.ttl === this.ttl) {
+      if (this.backend.keepalive(cur.id, cur.ttl)) {
+        cur.validUntil = sentAt + cur.ttl * 1000;
+        return;
+      }
+    } else if (cur) {
+      this.retiringUntil = Math.min(cur.validUntil, this.retiringUntil ?? Infinity);
+    }
+    this.session = { id: this.backend.grant(this.ttl), ttl: this.ttl, validUntil: sentAt + this.ttl * 1000 };
+  }
+
+  /** Our live session id; a new session if there is none or it expired (the etcd adapter does the same on "lease not found"). */
+  private liveSession(): string {
+    if (!this.session || !this.backend.hasSession(this.session.id)) this.renew();
+    return this.session!.id;
   }
 
   initialize(sysid: string, create: boolean): Promise<boolean> {
@@ -140,45 +183,55 @@ export class MemoryStore implements DcsStore {
     });
   }
 
-  cancelInitialization(): Promise<void> {
-    return this.op(() => this.backend.delete(KEYS.initialize));
+  async cancelInitialization(): Promise<void> {
+    await this.op(() => this.backend.delete(KEYS.initialize));
   }
 
+  /** Write `value` if the key is unchanged since `version` (null: only if absent). */
   private cas(k: string, version: number | null, value: string): Promise<boolean> {
     return this.op(() => {
-      const cur = this.backend.get(k);
-      if (version === null ? cur !== undefined : cur?.version !== version) return false;
+      if (!this.unchangedSince(k, version)) return false;
       this.backend.put(k, value);
       return true;
     });
   }
 
+  private unchangedSince(k: string, version: number | null): boolean {
+    const cur = this.backend.get(k);
+    return version === null ? cur === undefined : cur?.version === version;
+  }
+
   setConfig(value: Record<string, unknown>, version: number | null): Promise<boolean> {
-    return this.cas(KEYS.config, version, JSON.stringify(value));
+    return this.cas(KEYS.config, version, serializeConfig(value));
   }
 
-  async touchMember(data: MemberData): Promise<boolean> {
-    const s = await this.mySession();
+  touchMember(data: MemberData): Promise<boolean> {
     return this.op(() => {
-      this.backend.put(KEYS.members + this.name, JSON.stringify(data), s);
+      this.backend.put(memberKey(this.name), serializeMember(data), this.liveSession());
       return true;
     });
   }
 
-  async attemptToAcquireLeader(): Promise<boolean> {
-    const s = await this.mySession();
+  attemptToAcquireLeader(): Promise<boolean> {
     return this.op(() => {
+      const session = this.liveSession();
       if (this.backend.get(KEYS.leader)) return false;
-      this.backend.put(KEYS.leader, this.name, s);
+      this.backend.put(KEYS.leader, this.name, session);
+      this.retiringUntil = null;
       return true;
     });
   }
 
-  async updateLeader(status: ClusterStatus): Promise<boolean> {
-    await this.refreshSession();
+  updateLeader(status: ClusterStatus): Promise<boolean> {
     return this.op(() => {
-      if (this.backend.get(KEYS.leader)?.value !== this.name) return false;
-      this.backend.put(KEYS.status, JSON.stringify(status));
+      this.renew();
+      const session = this.liveSession();
+      const leader = this.backend.get(KEYS.leader);
+      if (leader?.value !== this.name) return false;
+      if (leader.session !== session) this.backend.put(KEYS.leader, this.name, session);
+      const json = serializeStatus(status);
+      if (json !== null && this.backend.get(KEYS.status)?.value !== json) this.backend.put(KEYS.status, json);
+      this.retiringUntil = null;
       return true;
     });
   }
@@ -186,14 +239,13 @@ export class MemoryStore implements DcsStore {
   deleteLeader(): Promise<boolean> {
     return this.op(() => {
       if (this.backend.get(KEYS.leader)?.value !== this.name) return false;
-      this.backend.delete(KEYS.leader);
-      return true;
+      return this.backend.delete(KEYS.leader);
     });
   }
 
   setHistory(history: readonly HistoryEntry[]): Promise<boolean> {
     return this.op(() => {
-      this.backend.put(KEYS.history, JSON.stringify(history));
+      this.backend.put(KEYS.history, serializeHistory(history));
       return true;
     });
   }
@@ -204,8 +256,7 @@ export class MemoryStore implements DcsStore {
 
   deleteFailover(version?: number): Promise<boolean> {
     return this.op(() => {
-      const cur = this.backend.get(KEYS.failover);
-      if (!cur || (version !== undefined && cur.version !== version)) return false;
+      if (version !== undefined && !this.unchangedSince(KEYS.failover, version)) return false;
       this.backend.delete(KEYS.failover);
       return true;
     });
@@ -222,6 +273,7 @@ export class MemoryStore implements DcsStore {
     });
   }
 
+  /** A new TTL takes effect with a new session at the next refresh, as in the etcd adapter. */
   setTimeouts(opts: { ttl: number; retryTimeout: number }): void {
     this.ttl = opts.ttl;
   }
@@ -231,6 +283,6 @@ export class MemoryStore implements DcsStore {
   }
 
   async close(): Promise<void> {
-    // nothing held
+    // Nothing is held: the session simply stops being renewed, as when a daemon exits.
   }
 }

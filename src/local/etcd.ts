@@ -1,137 +1,199 @@
-/** A real etcd process for tests, benchmarks and `pgwarden local`: loopback only, its own data dir. */
+/**
+ * A real etcd process for tests, benchmarks and `pgwarden local`: one member, its own data dir and log
+ * file under `dir`, loopback ports. Every signal goes through a start-time check, because PIDs wrap.
+ */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { freePort } from '../util/net.js';
-import { isSameProcess, processStartTime, waitForExit } from '../util/proc.js';
+import { processStartTime, processState, signalIfSame, stopProcess } from '../util/proc.js';
 
 export interface EtcdProcess {
+  /** The current process (a restart changes it). */
   readonly pid: number;
+  /** `/proc/<pid>/stat` start time of the current process, to check before signalling it. */
+  readonly startTime: string;
+  /** `http://<host>:<clientPort>` */
   readonly endpoint: string;
   readonly clientPort: number;
   readonly peerPort: number;
+  readonly logFile: string;
+  /** SIGTERM (SIGKILL after a bound); resolves once the process is gone. Safe to call twice. */
   stop(): Promise<void>;
-  /** SIGSTOP: etcd stops answering (a frozen store) until resume(). */
+  /** SIGSTOP: etcd keeps its sockets but answers nothing (a frozen store) until resume(). */
   pause(): void;
+  /** SIGCONT. */
   resume(): void;
+  /** Stop, then start again on the same data dir and ports (the data survives). */
   restart(): Promise<void>;
 }
 
 export interface EtcdOptions {
+  /** Holds the data dir (`data/`) and the log (`etcd.log`); created if missing. */
   dir: string;
+  /** Free ports are chosen when not given. */
   clientPort?: number;
   peerPort?: number;
   name?: string;
-  /** Outlive the caller (pgwarden local up): detached, unref'd. */
+  /** Address to listen on; loopback by default. */
+  host?: string;
+  /** Outlive the caller (`pgwarden local up`): detached from our process group. */
   detached?: boolean;
+  /** How long to wait for etcd to serve requests; 30 s by default. */
+  startTimeoutMs?: number;
 }
 
+const STOP_GRACE_MS = 10_000;
+
+/** The etcd binary on PATH (or the Debian location). */
 export function findEtcd(): string {
-  for (const d of (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/usr/local/bin'])) {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean).concat(['/usr/bin', '/usr/local/bin']);
+  for (const d of dirs) {
     const p = join(d, 'etcd');
-    if (d && existsSync(p)) return p;
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
   }
   throw new Error('etcd not found: apt-get install etcd-server');
 }
 
 export async function startEtcd(opts: EtcdOptions): Promise<EtcdProcess> {
-  const clientPort = opts.clientPort ?? (await freePort());
-  const peerPort = opts.peerPort ?? (await freePort());
-  const name = opts.name ?? 'pgwarden';
-  mkdirSync(opts.dir, { recursive: true });
-  const logFile = join(opts.dir, 'etcd.log');
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const host = opts.host ?? '127.0.0.1';
+  const clientPort = opts.clientPort ?? (await freePort(host));
+  const peerPort = opts.peerPort ?? (await freePort(host));
   const bin = findEtcd();
-  let pid = 0;
-  let startTime = '';
-
-  const launch = async (): Promise<void> => {
-    const out = openSync(logFile, 'a');
-    const child = spawn(
-      bin,
-      [
-        '--name', name,
-        '--data-dir', join(opts.dir, 'data'),
-        '--listen-client-urls', endpoint,
-        '--advertise-client-urls', endpoint,
-        '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-        '--initial-cluster', `${name}=http://127.0.0.1:${peerPort}`,
-        '--initial-cluster-state', 'new',
-        '--enable-v2=false',
-      ],
-      { stdio: ['ignore', out, out], detached: opts.detached ?? false, env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.env.ETCD_UNSUPPORTED_ARCH ?? '' } },
-    );
-    closeSync(out);
-    if (!child.pid) throw new Error('could not spawn etcd');
-    child.unref();
-    pid = child.pid;
-    startTime = processStartTime(pid) ?? '';
-    await waitServing(endpoint, logFile, () => processStartTime(pid) !== null);
+  mkdirSync(opts.dir, { recursive: true });
+  const spec: LaunchSpec = {
+    bin,
+    args: etcdArgs({ name: opts.name ?? 'pgwarden', dataDir: join(opts.dir, 'data'), host, clientPort, peerPort }),
+    logFile: join(opts.dir, 'etcd.log'),
+    endpoint: `http://${urlHost(host)}:${clientPort}`,
+    detached: opts.detached ?? false,
+    startTimeoutMs: opts.startTimeoutMs ?? 30_000,
   };
-
-  const signal = (sig: NodeJS.Signals): boolean => {
-    if (!isSameProcess(pid, startTime)) return false;
-    process.kill(pid, sig);
-    return true;
-  };
+  let proc = await launch(spec);
 
   const stop = async (): Promise<void> => {
-    signal('SIGCONT');
-    if (!signal('SIGTERM')) return;
-    if (!(await waitForExit(pid, 10_000))) {
-      signal('SIGKILL');
-      await waitForExit(pid, 5_000);
-    }
+    await stopProcess(proc.pid, proc.startTime, { graceMs: STOP_GRACE_MS });
   };
-
-  await launch();
   return {
     get pid() {
-      return pid;
+      return proc.pid;
     },
-    endpoint,
+    get startTime() {
+      return proc.startTime;
+    },
+    endpoint: spec.endpoint,
     clientPort,
     peerPort,
+    logFile: spec.logFile,
     stop,
     pause: () => {
-      if (!signal('SIGSTOP')) throw new Error(`etcd (pid ${pid}) is not running: cannot pause it`);
-      // SIGSTOP reaches a multi-threaded process asynchronously: return only once it is really stopped.
-      const deadline = performance.now() + 5000;
-      while (processState(pid) !== 'T' && performance.now() < deadline) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-      }
+      if (!signalIfSame(proc.pid, proc.startTime, 'SIGSTOP')) throw new Error(`etcd (pid ${proc.pid}) is not running: cannot pause it`);
+      waitStoppedSync(proc.pid, 5000);
     },
-    resume: () => void signal('SIGCONT'),
+    resume: () => {
+      signalIfSame(proc.pid, proc.startTime, 'SIGCONT');
+    },
     restart: async () => {
       await stop();
-      await launch();
+      proc = await launch(spec);
     },
   };
 }
 
-function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return null;
-  }
+interface LaunchSpec {
+  bin: string;
+  args: string[];
+  logFile: string;
+  endpoint: string;
+  detached: boolean;
+  startTimeoutMs: number;
 }
 
-async function waitServing(endpoint: string, logFile: string, alive: () => boolean): Promise<void> {
-  const deadline = performance.now() + 30_000;
+function etcdArgs(o: { name: string; dataDir: string; host: string; clientPort: number; peerPort: number }): string[] {
+  const h = urlHost(o.host);
+  const client = `http://${h}:${o.clientPort}`;
+  const peer = `http://${h}:${o.peerPort}`;
+  return [
+    '--name', o.name,
+    '--data-dir', o.dataDir,
+    '--listen-client-urls', client,
+    '--advertise-client-urls', client,
+    '--listen-peer-urls', peer,
+    '--initial-advertise-peer-urls', peer,
+    '--initial-cluster', `${o.name}=${peer}`,
+    '--initial-cluster-state', 'new',
+    '--enable-v2=false',
+  ];
+}
+
+/** Spawn etcd and wait until it serves; on failure kill what we started and report the log tail. */
+async function launch(spec: LaunchSpec): Promise<{ pid: number; startTime: string }> {
+  const out = openSync(spec.logFile, 'a');
+  let child;
+  try {
+    child = spawn(spec.bin, spec.args, { stdio: ['ignore', out, out], detached: spec.detached, env: etcdEnv() });
+  } finally {
+    closeSync(out);
+  }
+  // A failed spawn is reported through the missing pid below; the event must not crash the caller.
+  child.on('error', () => undefined);
+  const pid = child.pid;
+  if (!pid) throw new Error(`could not spawn ${spec.bin}`);
+  child.unref();
+  const startTime = processStartTime(pid) ?? '';
+  try {
+    await waitServing(spec.endpoint, spec.startTimeoutMs, () => startTime !== '' && processStartTime(pid) === startTime && processState(pid) !== 'Z');
+  } catch (e) {
+    await stopProcess(pid, startTime, { graceMs: 2000, signal: 'SIGKILL' });
+    throw new Error(`${(e as Error).message}\n--- last lines of ${spec.logFile} ---\n${logTail(spec.logFile)}`);
+  }
+  return { pid, startTime };
+}
+
+/** etcd 3.4 refuses to run on architectures other than amd64/ppc64le unless told to. */
+function etcdEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const goArch: Record<string, string> = { arm64: 'arm64', arm: 'arm', s390x: 's390x', ppc64: 'ppc64le' };
+  const arch = goArch[process.arch];
+  if (arch && !env.ETCD_UNSUPPORTED_ARCH) env.ETCD_UNSUPPORTED_ARCH = arch;
+  return env;
+}
+
+async function waitServing(endpoint: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
   for (;;) {
     try {
       const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
       if (res.ok) return;
     } catch {
-      // not yet
+      // not listening yet
     }
-    if (!alive() || performance.now() > deadline) {
-      const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
-      throw new Error(`etcd did not start serving on ${endpoint}:\n${tail}`);
-    }
+    if (!alive()) throw new Error(`etcd exited before serving on ${endpoint}`);
+    if (performance.now() > deadline) throw new Error(`etcd did not serve on ${endpoint} within ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * SIGSTOP reaches a multi-threaded process asynchronously: pause() returns only once the kernel shows the
+ * process stopped, so the caller's next request cannot be answered any more. Synchronous because pause()
+ * is; the wait is a few milliseconds.
+ */
+function waitStoppedSync(pid: number, timeoutMs: number): void {
+  const deadline = performance.now() + timeoutMs;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (processState(pid) !== 'T' && performance.now() < deadline) Atomics.wait(cell, 0, 0, 2);
+}
+
+function logTail(file: string, lines = 20): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : '(no log)';
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

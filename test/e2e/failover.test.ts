@@ -80,7 +80,8 @@ test('kill -9 of the primary: the replica with the most WAL takes over, no ackno
     const newLeader = await waitFor('a new primary', 90_000, async () => {
       const c = await clusterView(tc.state);
       const l = c ? c.members.find((m) => m.role === 'leader' && m.state === 'running') : null;
-      return l && l.name !== old ? l.name : null;
+      // The lock is taken before the promotion finishes: wait until the new leader accepts writes.
+      return l && l.name !== old && (await isInRecovery(tc.state, l.name)) === false ? l.name : null;
     });
     assert.equal(newLeader, ahead, 'the member with the highest WAL position was promoted');
     assert.equal(await isInRecovery(tc.state, ahead), false);

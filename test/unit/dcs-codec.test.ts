@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildCluster, clusterPrefix, parseFailover, serializeFailover } from '../../src/dcs/codec.js';
+import { buildCluster, clusterPrefix, parseFailover, parseMember, parseSync, serializeFailover, serializeStatus, serializeSync } from '../../src/dcs/codec.js';
 
 test('key prefix normalises slashes like Patroni', () => {
   assert.equal(clusterPrefix('/service/', 'batman'), '/service/batman/');
@@ -36,4 +36,41 @@ test('a snapshot is built from Patroni-format values, leniently', () => {
 test('failover: JSON and the old leader:member form', () => {
   assert.deepEqual(parseFailover({ key: 'failover', value: 'a:b', version: 1 }), { leader: 'a', member: 'b', version: 1 });
   assert.equal(serializeFailover({ member: 'b' }), '{"member":"b"}');
+});
+
+test('key prefix: exactly Patroni\'s re.sub("/+", "/", "/".join(["", namespace, scope])) + "/"', () => {
+  assert.equal(clusterPrefix('//service//', 'batman'), '/service/batman/');
+  assert.equal(clusterPrefix('', 'batman'), '/batman/');
+  assert.equal(clusterPrefix('/ns/deep/', '/batman'), '/ns/deep/batman/');
+});
+
+test('status: the status key wins over the legacy optime/leader key, in any order; garbage is no optime', () => {
+  const legacy = { key: 'optime/leader', value: '100', version: 1 };
+  const status = { key: 'status', value: '{"optime":"200","slots":{"a":"5","b":"x"}}', version: 2 };
+  assert.deepEqual(buildCluster([legacy, status]).status, { optime: 200, slots: { a: 5 } });
+  assert.deepEqual(buildCluster([status, legacy]).status, { optime: 200, slots: { a: 5 } });
+  assert.deepEqual(buildCluster([legacy]).status, { optime: 100 });
+  assert.deepEqual(buildCluster([{ key: 'status', value: '12', version: 3 }, legacy]).status, {}, 'a present but bad status hides the legacy key, as in Patroni');
+  assert.equal(serializeStatus({}), null, 'no optime: nothing to write');
+  assert.equal(serializeStatus({ optime: 5, slots: {} }), '{"optime":5}');
+  assert.equal(serializeStatus({ optime: 5, slots: { s: 4 } }), '{"optime":5,"slots":{"s":4}}');
+});
+
+test('failover, sync, members, leader: the lenient corners', () => {
+  assert.equal(parseFailover({ key: 'failover', value: '{}', version: 1 }), null, 'an empty request is no request (Patroni: falsy Failover)');
+  assert.equal(parseFailover({ key: 'failover', value: '', version: 1 }), null);
+  assert.deepEqual(parseFailover({ key: 'failover', value: ' a : b ', version: 1 }), { leader: 'a', member: 'b', version: 1 });
+  assert.deepEqual(parseFailover({ key: 'failover', value: ':b', version: 1 }), { leader: undefined, member: 'b', version: 1 });
+  assert.deepEqual(parseSync({ key: 'sync', value: '{"leader":"a","sync_standby":null}', version: 4 }), { leader: 'a', sync_standby: [], version: 4 });
+  assert.equal(serializeSync({ leader: 'a', sync_standby: '' }), '{"leader":"a","sync_standby":null}');
+  const m = parseMember('g', { key: 'members/g', value: 'postgres://u:p@h:5432/postgres?application_name=http%3A%2F%2Fh%3A8008%2Fpatroni', version: 1 });
+  assert.deepEqual([m.data.conn_url, m.data.api_url], ['postgres://u:p@h:5432/postgres', 'http://h:8008/patroni']);
+  assert.equal(parseMember('x', { key: 'members/x', value: '[1,2]', version: 1 }).data.conn_url, '', 'JSON that is not an object: an empty member');
+  const c = buildCluster([
+    { key: 'leader', value: '', version: 1 },
+    { key: 'members/a/b', value: '{}', version: 2 },
+    { key: 'members/', value: '{}', version: 3 },
+  ]);
+  assert.equal(c.leader, null, 'an empty leader value is no leader');
+  assert.deepEqual(c.members, [], 'nested and nameless member keys are not members');
 });
