@@ -4,7 +4,7 @@ import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { effectiveParameters, pgHbaConf, postgresqlConf, primaryConninfo } from '../../src/postgres/conf.js';
 import { parseControlData } from '../../src/postgres/controldata.js';
-import { localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from '../../src/postgres/rewind.js';
+import { localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from '../../src/postgres/instance.js';
 import { formatLsn, parseLsn } from '../../src/postgres/lsn.js';
 
 const cfg: DaemonConfig = {
