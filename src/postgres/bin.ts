@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, PostgresError } from '../util/errors.js';
 
 /**
  * Where PostgreSQL's programs are: `postgresql.bin_dir`, else `pg_config --bindir`, else the newest
@@ -8,7 +9,7 @@ import { join } from 'node:path';
  */
 export function findBinDir(configured?: string): string {
   if (configured) {
-    if (!existsSync(join(configured, 'pg_ctl'))) throw new Error(`postgresql.bin_dir: no pg_ctl in ${configured}`);
+    if (!existsSync(join(configured, 'pg_ctl'))) throw new ConfigError('postgresql.bin_dir', `no pg_ctl in ${configured}`);
     return configured;
   }
   try {
@@ -24,5 +25,5 @@ export function findBinDir(configured?: string): string {
         .sort((a, b) => Number(b) - Number(a))
     : [];
   if (majors[0]) return join(root, majors[0], 'bin');
-  throw new Error('PostgreSQL binaries not found: apt-get install postgresql (or set postgresql.bin_dir)');
+  throw new PostgresError('PostgreSQL binaries not found: apt-get install postgresql (or set postgresql.bin_dir)');
 }

@@ -1,21 +1,26 @@
 /**
  * One local PostgreSQL, driven through its own programs (initdb, pg_ctl, pg_basebackup, pg_rewind,
- * pg_controldata) and a superuser connection. Never deletes a data directory: a failed copy is
- * cleaned only when the directory was empty before; anything else is moved aside.
+ * pg_controldata, pg_waldump) and a superuser connection. Never deletes a data directory: a failed copy
+ * is cleaned only when the directory was empty before; anything else is moved aside.
  */
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import type { Clock } from '../util/clock.js';
 import { PostgresError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
+import { processStartTime } from '../util/proc.js';
 import { findBinDir } from './bin.js';
-import { conninfoValue, defaultSocketDir, listenParts, pgHbaConf, postgresqlConf } from './conf.js';
+import { conninfoValue, defaultSocketDir, listenParts, pgHbaConf, postgresqlConf, sanitizeAutoConf, type StandbySettings } from './conf.js';
 import { parseControlData, type ControlData } from './controldata.js';
 import { formatLsn, parseLsn } from './lsn.js';
-import { processStartTime } from '../util/proc.js';
-import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './run.js';
+import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, toolArgs } from './options.js';
+import { isLivePostgres, lockFilePid, processesIn, runningPostmaster } from './postmaster.js';
+import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from './rewind.js';
+import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
 
 export interface LocalPostgresOptions {
@@ -46,6 +51,12 @@ const EMPTY_OBS: Omit<PgObservation, 'dataDir'> = {
   replication: [],
 };
 
+/** The current timeline of a primary, right after promotion too (pg_control lags until a checkpoint). */
+const PRIMARY_TIMELINE_SQL = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int";
+
+/** What the standby settings in force are: null for a primary. */
+type Standby = { upstream: UpstreamConn | null } | null;
+
 export class LocalPostgres implements PostgresControl {
   private readonly cfg: DaemonConfig;
   private dynamic: DynamicConfig;
@@ -53,11 +64,12 @@ export class LocalPostgres implements PostgresControl {
   private readonly clock: Clock;
   private readonly bin: string;
   readonly dataDir: string;
+  /** The server log: outside the data dir, because pg_basebackup and pg_rewind copy the data dir wholesale. */
   readonly logFile: string;
   private client: pg.Client | null = null;
   private cachedControl: ControlData | null = null;
-  /** The standby settings we last wrote (null: primary; undefined: not written by this process yet). */
-  private standby: { upstream: UpstreamConn | null } | null | undefined = undefined;
+  /** The standby settings we last wrote (undefined: not written by this process yet). */
+  private standby: Standby | undefined = undefined;
 
   constructor(o: LocalPostgresOptions) {
     this.cfg = o.config;
@@ -66,7 +78,6 @@ export class LocalPostgres implements PostgresControl {
     this.clock = o.clock;
     this.bin = findBinDir(o.config.postgresql.bin_dir);
     this.dataDir = resolve(o.config.postgresql.data_dir);
-    // Outside the data dir: pg_basebackup and pg_rewind copy the data dir wholesale.
     this.logFile = join(dirname(this.dataDir), `${basename(this.dataDir)}.postgresql.log`);
   }
 
@@ -74,20 +85,13 @@ export class LocalPostgres implements PostgresControl {
     this.dynamic = dynamic;
   }
 
-  private prog(name: string): string {
-    return join(this.bin, name);
-  }
-
-  private async run(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
-    const r = await runPg(this.prog(name), args, { timeoutMs, env });
-    return r;
+  private run(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+    return runPg(join(this.bin, name), args, { timeoutMs, env });
   }
 
   private async mustRun(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const r = await this.run(name, args, timeoutMs, env);
-    if (r.code !== 0) {
-      throw new PostgresError(`${name} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`);
-    }
+    if (r.code !== 0) throw new PostgresError(`${name} failed (${exitText(r)}): ${lastLines(r.stderr || r.stdout, 5)}`);
     return r;
   }
 
@@ -97,31 +101,29 @@ export class LocalPostgres implements PostgresControl {
     let entries: string[];
     try {
       entries = readdirSync(this.dataDir);
-    } catch {
-      return 'empty';
+    } catch (e) {
+      // Only a missing directory is empty: a file in its place, or one we cannot read, is not ours to fill.
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'empty' : 'invalid';
     }
     if (entries.length === 0) return 'empty';
     return entries.includes('PG_VERSION') && existsSync(join(this.dataDir, 'global', 'pg_control')) ? 'initialized' : 'invalid';
   }
 
   async controlData(): Promise<ControlData | null> {
-    const r = await this.run('pg_controldata', ['-D', this.dataDir], 10_000);
-    return r.code === 0 ? parseControlData(r.stdout) : null;
+    const r = await this.run('pg_controldata', ['-D', this.dataDir], 10_000).catch(() => null);
+    return r?.code === 0 ? parseControlData(r.stdout) : null;
   }
 
   /** The postmaster's PID if postmaster.pid names a live postgres process of this data dir. */
   postmasterPid(): number | null {
-    const pid = lockFilePid(join(this.dataDir, 'postmaster.pid'));
-    if (pid === null || !isLivePostgres(pid)) return null;
-    const cwd = cwdOf(pid);
-    // (cwd is unreadable only for another user's process when we are not root: comm is all we can check)
-    return cwd === null || cwd === this.dataDir ? pid : null;
+    return runningPostmaster(this.dataDir);
   }
 
   async observe(): Promise<PgObservation> {
     const dataDir = this.dataDirState();
     if (dataDir !== 'initialized') {
       this.cachedControl = null;
+      await this.disconnect();
       return { ...EMPTY_OBS, dataDir };
     }
     const running = this.postmasterPid() !== null;
@@ -139,7 +141,7 @@ export class LocalPostgres implements PostgresControl {
       standbySignal: existsSync(join(this.dataDir, 'standby.signal')),
       running,
     };
-    if (!base.running) {
+    if (!running) {
       await this.disconnect();
       return base;
     }
@@ -159,8 +161,7 @@ export class LocalPostgres implements PostgresControl {
         current_setting('server_version_num')::int AS ver,
         to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS started,
         CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS cur,
-        CASE WHEN pg_is_in_recovery() THEN NULL
-             ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS ptl,
+        CASE WHEN pg_is_in_recovery() THEN NULL ELSE ${PRIMARY_TIMELINE_SQL} END AS ptl,
         pg_last_wal_receive_lsn()::text AS recv,
         pg_last_wal_replay_lsn()::text AS replay,
         (SELECT timeline_id FROM pg_control_checkpoint()) AS ctl,
@@ -173,22 +174,6 @@ export class LocalPostgres implements PostgresControl {
     const inRecovery = row.rec === true;
     const recv = parseLsn(row.recv as string | null);
     const replay = parseLsn(row.replay as string | null);
-    const cur = parseLsn(row.cur as string | null);
-    let replication: ReplicationRow[] = [];
-    if (!inRecovery) {
-      const rr = await c.query(`SELECT usename::text, application_name, host(client_addr) AS client_addr, state, sync_state, sync_priority,
-        flush_lsn::text AS flush, replay_lsn::text AS replay FROM pg_stat_replication ORDER BY application_name`);
-      replication = rr.rows.map((x: Record<string, unknown>) => ({
-        usename: String(x.usename ?? ''),
-        application_name: String(x.application_name ?? ''),
-        client_addr: (x.client_addr as string | null) ?? null,
-        state: String(x.state ?? ''),
-        sync_state: String(x.sync_state ?? ''),
-        sync_priority: Number(x.sync_priority ?? 0),
-        flush_lsn: parseLsn(x.flush as string | null),
-        replay_lsn: parseLsn(x.replay as string | null),
-      }));
-    }
     const positions = [recv, replay].filter((v): v is number => v !== null);
     return {
       accepting: true,
@@ -196,14 +181,29 @@ export class LocalPostgres implements PostgresControl {
       serverVersion: Number(row.ver),
       postmasterStartTime: (row.started as string | null) ?? null,
       timeline: inRecovery ? Number(row.rtli ?? row.ctl) || null : Number(row.ptl) || null,
-      walPosition: inRecovery ? (positions.length ? Math.max(...positions) : null) : cur,
+      walPosition: inRecovery ? (positions.length ? Math.max(...positions) : null) : parseLsn(row.cur as string | null),
       receiveLsn: recv,
       replayLsn: replay,
       streaming: row.streaming === true,
       upstream: inRecovery ? ((row.sender as string | null) ?? conninfoHostPort(String(row.conninfo ?? ''))) : null,
       pendingRestart: row.pending === true,
-      replication,
+      replication: inRecovery ? [] : await this.replicationRows(c),
     };
+  }
+
+  private async replicationRows(c: pg.Client): Promise<ReplicationRow[]> {
+    const rr = await c.query(`SELECT usename::text, application_name, host(client_addr) AS client_addr, state, sync_state,
+      sync_priority, flush_lsn::text AS flush, replay_lsn::text AS replay FROM pg_stat_replication ORDER BY application_name`);
+    return rr.rows.map((x: Record<string, unknown>) => ({
+      usename: String(x.usename ?? ''),
+      application_name: String(x.application_name ?? ''),
+      client_addr: (x.client_addr as string | null) ?? null,
+      state: String(x.state ?? ''),
+      sync_state: String(x.sync_state ?? ''),
+      sync_priority: Number(x.sync_priority ?? 0),
+      flush_lsn: parseLsn(x.flush as string | null),
+      replay_lsn: parseLsn(x.replay as string | null),
+    }));
   }
 
   private connParams(): pg.ClientConfig {
@@ -218,9 +218,12 @@ export class LocalPostgres implements PostgresControl {
       user: su.username,
       password: su.password,
       database: 'postgres',
-      connectionTimeoutMillis: 3000,
-      statement_timeout: 10_000,
       application_name: 'pgwarden',
+      connectionTimeoutMillis: 3000,
+      // statement_timeout bounds a busy server; query_timeout a frozen one (SIGSTOP, a hung disk).
+      statement_timeout: 10_000,
+      query_timeout: 15_000,
+      keepAlive: true,
     };
   }
 
@@ -230,7 +233,12 @@ export class LocalPostgres implements PostgresControl {
     c.on('error', () => {
       if (this.client === c) this.client = null;
     });
-    await c.connect();
+    try {
+      await c.connect();
+    } catch (e) {
+      void endWithin(c, 1000);
+      throw e;
+    }
     this.client = c;
     return c;
   }
@@ -238,9 +246,10 @@ export class LocalPostgres implements PostgresControl {
   private async disconnect(): Promise<void> {
     const c = this.client;
     this.client = null;
-    await c?.end().catch(() => undefined);
+    if (c) await endWithin(c, 1000);
   }
 
+  /** One query on the reused superuser connection; reconnects next time after any failure. */
   async query(sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
     try {
       const c = await this.connect();
@@ -253,37 +262,59 @@ export class LocalPostgres implements PostgresControl {
 
   // ---------- config files ----------
 
-  private writeConfig(standby: { upstream: UpstreamConn | null } | null): void {
-    const base = join(this.dataDir, 'postgresql.base.conf');
+  private writeConfig(standby: Standby): void {
+    const settings: StandbySettings | null = standby ? { upstream: standby.upstream, useSlots: this.dynamic.postgresql.use_slots } : null;
     writePgFile(
       join(this.dataDir, 'postgresql.conf'),
       postgresqlConf(this.cfg, this.dynamic, {
-        includeBase: existsSync(base),
+        includeBase: existsSync(join(this.dataDir, 'postgresql.base.conf')),
         socketDir: this.socketDir(),
-        standby: standby ? { upstream: standby.upstream, useSlots: this.dynamic.postgresql.use_slots } : null,
+        standby: settings,
       }),
     );
     writePgFile(join(this.dataDir, 'pg_hba.conf'), pgHbaConf(this.cfg, this.dynamic));
+    this.sanitizeAutoConf();
     const signal = join(this.dataDir, 'standby.signal');
     if (standby) writePgFile(signal, '');
     else rmSync(signal, { force: true });
     this.standby = standby;
   }
 
+  private sanitizeAutoConf(): void {
+    const file = join(this.dataDir, 'postgresql.auto.conf');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    const clean = sanitizeAutoConf(text);
+    if (clean === null) return;
+    this.log.info('removing recovery settings from postgresql.auto.conf (pgwarden writes them)');
+    writePgFile(file, clean);
+  }
+
   /**
    * The default socket directory is the data dir's parent; when the PostgreSQL user cannot write
-   * there, or the socket path would be too long for sun_path (107 bytes), /tmp instead.
+   * there, or the socket path would be too long for sun_path (107 bytes), /var/run/postgresql or /tmp.
    */
   private socketDir(): string {
-    const parent = defaultSocketDir(this.cfg);
     const { port } = listenParts(this.cfg.postgresql.listen);
-    if (writableByPg(parent) && `${parent}/.s.PGSQL.${port}.lock`.length < 100) return parent;
-    this.log.warn({ parent }, 'data dir parent is not usable for the unix socket: using /tmp');
-    return '/tmp';
+    const parent = defaultSocketDir(this.cfg);
+    const fits = (d: string) => writableByPg(d) && `${d}/.s.PGSQL.${port}.lock`.length < 100;
+    if (fits(parent)) return parent;
+    const fallback = ['/var/run/postgresql', '/tmp'].find(fits) ?? '/tmp';
+    this.log.warn({ parent, using: fallback }, 'data dir parent is not usable for the unix socket');
+    return fallback;
+  }
+
+  private effectiveSocketDirs(): string {
+    const p = this.cfg.postgresql.parameters.unix_socket_directories ?? this.dynamic.postgresql.parameters.unix_socket_directories;
+    return p !== undefined ? String(p) : this.socketDir();
   }
 
   /** What the running server's standby settings are, for a process that did not write them itself. */
-  private async currentStandby(): Promise<{ upstream: UpstreamConn | null } | null> {
+  private async currentStandby(): Promise<Standby> {
     const rows = await this.query(
       "SELECT pg_is_in_recovery() AS rec, current_setting('primary_conninfo') AS ci, current_setting('primary_slot_name') AS slot",
     );
@@ -296,23 +327,24 @@ export class LocalPostgres implements PostgresControl {
     return { upstream: { host: hp.slice(0, i), port: Number(hp.slice(i + 1)), ...(slot ? { slotName: slot } : {}) } };
   }
 
-  // ---------- lifecycle ----------
+  // ---------- bootstrap and copies ----------
 
   async bootstrap(): Promise<string> {
+    const options = toolArgs('bootstrap.initdb', this.cfg.bootstrap.initdb, INITDB_NOT_ALLOWED);
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
     const su = this.cfg.postgresql.authentication.superuser;
-    const pwfile = join(dirname(this.dataDir), `.pgwarden-pwfile-${process.pid}`);
-    writePgFile(pwfile, `${su.password ?? ''}\n`);
+    const pwfile = su.password !== undefined ? writeSecretFile(`${su.password}\n`) : null;
     try {
-      const args = ['-D', this.dataDir, '-U', su.username, ...(su.password ? [`--pwfile=${pwfile}`] : []), ...initdbArgs(this.cfg.bootstrap.initdb)];
-      this.log.info({ args: args.filter((a) => !a.startsWith('--pwfile')) }, 'running initdb');
-      await this.mustRun('initdb', args, 300_000);
+      const args = ['-D', this.dataDir, `--username=${su.username}`, ...(pwfile ? [`--pwfile=${pwfile}`] : []), ...options];
+      this.log.info({ options }, 'running initdb');
+      await this.mustRun('initdb', args, 600_000);
     } finally {
-      rmSync(pwfile, { force: true });
+      if (pwfile) rmSync(pwfile, { force: true });
     }
     renameSync(join(this.dataDir, 'postgresql.conf'), join(this.dataDir, 'postgresql.base.conf'));
     this.writeConfig(null);
+    await this.clearStaleLocks(60_000);
     await this.pgCtlStart(300_000);
     await this.waitAccepting(60_000);
     await this.createRoles();
@@ -322,55 +354,78 @@ export class LocalPostgres implements PostgresControl {
   }
 
   private assertEmpty(): void {
-    if (this.dataDirState() !== 'empty') throw new PostgresError(`data directory ${this.dataDir} is not empty: refusing to overwrite it`);
+    const state = this.dataDirState();
+    if (state !== 'empty') throw new PostgresError(`data directory ${this.dataDir} is not empty (${state}): refusing to overwrite it`);
   }
 
+  /**
+   * Patroni bootstrap.py `post_bootstrap`: the replication user, the rewind user with the functions
+   * pg_rewind calls (so it need not be a superuser), then `bootstrap.users`. On a connection of its
+   * own that logs no statements: they carry passwords.
+   */
   private async createRoles(): Promise<void> {
     const { superuser, replication, rewind } = this.cfg.postgresql.authentication;
-    const c = await this.connect();
-    const role = async (name: string, password: string | undefined, options: string[]) => {
-      const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount;
-      const pw = password !== undefined ? ` PASSWORD ${c.escapeLiteral(password)}` : '';
-      await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${c.escapeIdentifier(name)} WITH ${['LOGIN', ...options].join(' ')}${pw}`);
-    };
-    await role(replication.username, replication.password, ['REPLICATION']);
-    if (rewind && rewind.username !== superuser.username) {
-      await role(rewind.username, rewind.password, []);
-      for (const f of [
-        'pg_ls_dir(text, boolean, boolean)',
-        'pg_stat_file(text, boolean)',
-        'pg_read_binary_file(text)',
-        'pg_read_binary_file(text, bigint, bigint, boolean)',
-      ]) {
-        await c.query(`GRANT EXECUTE ON FUNCTION pg_catalog.${f} TO ${c.escapeIdentifier(rewind.username)}`);
+    const c = new pg.Client({ ...this.connParams(), statement_timeout: 60_000, query_timeout: 65_000 });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      for (const s of ['SET log_statement TO none', 'SET log_min_duration_statement TO -1', "SET log_min_error_statement TO 'log'", "SET synchronous_commit TO 'local'"]) {
+        await c.query(s);
       }
-    }
-    const reserved = new Set([superuser.username, replication.username, rewind?.username]);
-    for (const [name, u] of Object.entries(this.cfg.bootstrap.users ?? {})) {
-      if (!reserved.has(name)) await role(name, u.password, (u.options ?? []).map((o) => o.toUpperCase()));
+      const role = async (name: string, password: string | undefined, options: string[]) => {
+        const opts = options.map((o) => o.toUpperCase());
+        if (!opts.includes('LOGIN') && !opts.includes('NOLOGIN')) opts.push('LOGIN');
+        if (password !== undefined) opts.push(`PASSWORD ${c.escapeLiteral(password)}`);
+        const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount;
+        await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${c.escapeIdentifier(name)} WITH ${opts.join(' ')}`);
+      };
+      if (replication.username !== superuser.username) await role(replication.username, replication.password, ['REPLICATION']);
+      if (rewind && rewind.username !== superuser.username) {
+        await role(rewind.username, rewind.password, []);
+        for (const f of ['pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text)', 'pg_read_binary_file(text, bigint, bigint, boolean)']) {
+          await c.query(`GRANT EXECUTE ON FUNCTION pg_catalog.${f} TO ${c.escapeIdentifier(rewind.username)}`);
+        }
+      }
+      const reserved = new Set([superuser.username, replication.username, rewind?.username]);
+      for (const [name, u] of Object.entries(this.cfg.bootstrap.users ?? {})) {
+        if (!reserved.has(name)) await role(name, u.password, u.options ?? []);
+      }
+    } finally {
+      await endWithin(c, 1000);
     }
   }
 
   async createReplica(from: UpstreamConn): Promise<void> {
+    const options = toolArgs('postgresql.basebackup', this.cfg.postgresql.basebackup, BASEBACKUP_NOT_ALLOWED);
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
     const repl = this.cfg.postgresql.authentication.replication;
-    const args = ['-D', this.dataDir, '-h', from.host, '-p', String(from.port), '-U', repl.username, '-X', 'stream', '-c', 'fast', '--no-password', ...basebackupArgs(this.cfg.postgresql.basebackup)];
-    this.log.info({ from: `${from.host}:${from.port}` }, 'running pg_basebackup');
+    const args = ['-D', this.dataDir, '-h', from.host, '-p', String(from.port), '-U', repl.username, '-X', 'stream', '-c', 'fast', '--no-password', ...options];
+    this.log.info({ from: `${from.host}:${from.port}`, options }, 'running pg_basebackup');
     const r = await this.run('pg_basebackup', args, 24 * 3600_000, { PGPASSWORD: repl.password ?? '', PGAPPNAME: this.cfg.name });
     if (r.code !== 0) {
-      // The directory was empty before: what is in it now is pg_basebackup's partial copy.
+      // The directory was empty before (checked above): whatever is in it now is pg_basebackup's partial copy.
       for (const e of readdirSync(this.dataDir)) rmSync(join(this.dataDir, e), { recursive: true, force: true });
-      throw new PostgresError(`pg_basebackup failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      throw new PostgresError(`pg_basebackup failed (${exitText(r)}): ${lastLines(r.stderr, 3)}`);
     }
+    this.cachedControl = null;
   }
 
+  // ---------- lifecycle ----------
+
+  /**
+   * `upstream: null` starts a standby without anyone to stream from (read-only), never a primary: a
+   * member becomes primary only through promote(), after it holds the leader lock.
+   */
   async start(opts: { upstream: UpstreamConn | null; timeoutMs: number }): Promise<void> {
-    if (this.postmasterPid() !== null) return;
+    // Already running (started by an earlier daemon, or still starting): only wait for it to be ready.
+    if (this.postmasterPid() !== null) return this.waitAccepting(opts.timeoutMs);
+    if (this.dataDirState() !== 'initialized') throw new PostgresError(`cannot start: ${this.dataDir} holds no initialized cluster`);
+    const deadline = this.clock.now() + opts.timeoutMs;
     await this.clearStaleLocks(opts.timeoutMs);
     this.writeConfig({ upstream: opts.upstream });
-    await this.pgCtlStart(opts.timeoutMs);
-    await this.waitAccepting(opts.timeoutMs);
+    await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
+    await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
   }
 
   /**
@@ -381,29 +436,28 @@ export class LocalPostgres implements PostgresControl {
    */
   private async clearStaleLocks(timeoutMs: number): Promise<void> {
     const pidFile = join(this.dataDir, 'postmaster.pid');
-    const sockets = String(this.effectiveSocketDirs())
+    const { port } = listenParts(this.cfg.postgresql.listen);
+    const sockets = this.effectiveSocketDirs()
       .split(',')
       .map((d) => d.trim())
       .filter(Boolean)
-      .map((d) => join(d, `.s.PGSQL.${listenParts(this.cfg.postgresql.listen).port}.lock`));
-    const exists = (f: string) => {
+      .map((d) => join(d, `.s.PGSQL.${port}.lock`));
+    const namesAProcess = (f: string) => {
       const pid = lockFilePid(f);
       return pid !== null && processStartTime(pid) !== null;
     };
     // postmaster.pid: stale unless it names our live postmaster. A socket lock: stale unless it names a
     // live postgres (possibly another server on the same port, which must keep it).
     const stale = [
-      ...(exists(pidFile) && this.postmasterPid() === null ? [pidFile] : []),
-      ...sockets.filter((f) => exists(f) && !isLivePostgres(lockFilePid(f)!)),
+      ...(namesAProcess(pidFile) && this.postmasterPid() === null ? [pidFile] : []),
+      ...sockets.filter((f) => namesAProcess(f) && !isLivePostgres(lockFilePid(f)!)),
     ];
     if (stale.length === 0) return;
     const deadline = this.clock.now() + timeoutMs;
     for (;;) {
       const orphans = processesIn(this.dataDir);
       if (orphans.length === 0) break;
-      if (this.clock.now() > deadline) {
-        throw new PostgresError(`processes of a killed postmaster still run in ${this.dataDir}: ${orphans.join(', ')}`);
-      }
+      if (this.clock.now() > deadline) throw new PostgresError(`processes of a killed postmaster still run in ${this.dataDir}: ${orphans.join(', ')}`);
       await this.clock.sleep(100);
     }
     for (const f of stale) {
@@ -412,13 +466,8 @@ export class LocalPostgres implements PostgresControl {
     }
   }
 
-  private effectiveSocketDirs(): string {
-    const p = this.cfg.postgresql.parameters.unix_socket_directories ?? this.dynamic.postgresql.parameters.unix_socket_directories;
-    return p !== undefined ? String(p) : this.socketDir();
-  }
-
   private async pgCtlStart(timeoutMs: number): Promise<void> {
-    closeSync(openSync(this.logFile, 'a'));
+    closeSync(openSync(this.logFile, 'a', 0o600));
     chownToPg(this.logFile);
     const deadline = this.clock.now() + timeoutMs;
     for (;;) {
@@ -433,14 +482,13 @@ export class LocalPostgres implements PostgresControl {
         await this.clock.sleep(200);
         continue;
       }
-      throw new PostgresError(`pg_ctl start failed (exit ${r.code}): ${log || (r.stderr || r.stdout).trim()}`);
+      throw new PostgresError(`pg_ctl start failed (${exitText(r)}): ${log || lastLines(r.stderr || r.stdout, 5)}`);
     }
   }
 
   private logTail(from = 0): string {
     try {
-      const text = readFileSync(this.logFile).subarray(from).toString('utf8');
-      return text.trim().split('\n').slice(-5).join(' | ');
+      return lastLines(readFileSync(this.logFile).subarray(from).toString('utf8'), 5);
     } catch {
       return '(no log)';
     }
@@ -463,6 +511,7 @@ export class LocalPostgres implements PostgresControl {
 
   async stop(mode: StopMode, timeoutMs: number): Promise<void> {
     await this.disconnect();
+    this.cachedControl = null;
     if (this.postmasterPid() === null) return;
     // Round down: a demotion's deadline is a promise (our lock may expire then), not a suggestion.
     const secs = String(Math.max(1, Math.floor(timeoutMs / 1000)));
@@ -473,12 +522,12 @@ export class LocalPostgres implements PostgresControl {
       const r2 = await this.run('pg_ctl', ['stop', '-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30'], 35_000);
       if (r2.code === 0 || this.postmasterPid() === null) return;
     }
-    throw new PostgresError(`pg_ctl stop failed: ${r.stderr.trim()}`);
+    throw new PostgresError(`pg_ctl stop failed (${exitText(r)}): ${lastLines(r.stderr, 3)}`);
   }
 
   async promote(timeoutMs: number): Promise<void> {
-    // pg_ctl's own wait polls slowly; we watch pg_is_in_recovery() closely instead: every
-    // millisecond here is a millisecond without a primary.
+    // pg_ctl's own wait polls every 100 ms at best; we watch pg_is_in_recovery() closely instead:
+    // every millisecond here is a millisecond without a primary.
     await this.mustRun('pg_ctl', ['promote', '-D', this.dataDir, '-W'], 30_000);
     const deadline = this.clock.now() + timeoutMs;
     while ((await this.query('SELECT pg_is_in_recovery() AS r'))[0]?.r === true) {
@@ -490,25 +539,36 @@ export class LocalPostgres implements PostgresControl {
   }
 
   /**
-   * pg_rewind of other members reads our timeline from the control file, which a checkpoint updates
-   * (Patroni's checkpoint_after_promote). Writes are accepted meanwhile, so nobody waits for it.
+   * pg_rewind of other members reads our timeline from the control file, which only a checkpoint
+   * updates (Patroni's checkpoint_after_promote). Writes are accepted meanwhile, so nobody waits for
+   * it; rewind() makes sure of it on the source before running pg_rewind.
    */
   private checkpointInBackground(): void {
-    const c = new pg.Client({ ...this.connParams(), statement_timeout: 0 });
+    const c = new pg.Client({ ...this.connParams(), statement_timeout: 0, query_timeout: undefined });
     c.on('error', () => undefined);
     void c
       .connect()
       .then(() => c.query('CHECKPOINT'))
       .then(() => this.log.info('checkpoint after promote done'))
       .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'checkpoint after promote failed'))
-      .finally(() => void c.end().catch(() => undefined));
+      .finally(() => void endWithin(c, 1000));
   }
 
+  /**
+   * Point a running replica at another upstream. PostgreSQL 13+ applies primary_conninfo and
+   * primary_slot_name on reload; older servers need a restart.
+   */
   async follow(upstream: UpstreamConn): Promise<void> {
-    const rows = await this.query('SELECT pg_is_in_recovery() AS r');
-    if (rows[0]?.r !== true) throw new PostgresError('follow: postgresql is not running as a replica');
+    const rows = await this.query("SELECT pg_is_in_recovery() AS r, current_setting('server_version_num')::int AS v");
+    if (rows[0]?.r !== true) throw new PostgresError('follow: postgresql is not running as a replica (demote it first)');
     this.writeConfig({ upstream });
-    await this.query('SELECT pg_reload_conf()');
+    if (Number(rows[0]?.v) >= 130000) {
+      await this.query('SELECT pg_reload_conf()');
+      return;
+    }
+    this.log.info('restarting to follow a new upstream (PostgreSQL < 13 reads primary_conninfo at start only)');
+    await this.stop('fast', 60_000);
+    await this.start({ upstream, timeoutMs: 300_000 });
   }
 
   async reloadConfig(): Promise<void> {
@@ -520,15 +580,25 @@ export class LocalPostgres implements PostgresControl {
 
   // ---------- rejoin ----------
 
+  /** A short-lived superuser connection to another member. */
   private async withSource<T>(from: UpstreamConn, fn: (c: pg.Client) => Promise<T>): Promise<T> {
     const su = this.cfg.postgresql.authentication.superuser;
-    const c = new pg.Client({ host: from.host, port: from.port, user: su.username, password: su.password, database: 'postgres', connectionTimeoutMillis: 5000, statement_timeout: 10_000 });
+    const c = new pg.Client({
+      host: from.host,
+      port: from.port,
+      user: su.username,
+      password: su.password,
+      database: 'postgres',
+      connectionTimeoutMillis: 5000,
+      statement_timeout: 10_000,
+      query_timeout: 15_000,
+    });
     c.on('error', () => undefined);
-    await c.connect();
     try {
+      await c.connect();
       return await fn(c);
     } finally {
-      await c.end().catch(() => undefined);
+      await endWithin(c, 1000);
     }
   }
 
@@ -537,15 +607,18 @@ export class LocalPostgres implements PostgresControl {
     if (!cd?.timeline) throw new PostgresError('pg_controldata did not give a timeline');
     const { tl, history } = await this.withSource(from, async (c) => {
       const r = await c.query(`SELECT CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
-        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS tl`);
+        ELSE ${PRIMARY_TIMELINE_SQL} END AS tl`);
       const tl = Number(r.rows[0]?.tl);
-      if (tl <= cd.timeline!) return { tl, history: '' };
-      const h = await c.query('SELECT pg_read_file($1) AS h', [`pg_wal/${tl.toString(16).toUpperCase().padStart(8, '0')}.history`]);
+      // The history file is needed only when the source is on a later timeline than ours.
+      if (!(tl > cd.timeline!)) return { tl, history: '' };
+      const h = await c.query('SELECT pg_read_file($1) AS h', [historyFilePath(tl)]);
       return { tl, history: String(h.rows[0]?.h ?? '') };
     });
     const pos = localPosition(cd);
-    const end = pos && !pos.inRecovery ? await this.checkpointEnd(pos.timeline, pos.lsn) : null;
-    return needsRewind(cd, tl, history, end);
+    const end = pos && !pos.inRecovery && tl > pos.timeline ? await this.checkpointEnd(pos.timeline, pos.lsn) : null;
+    const needed = needsRewind(cd, tl, history, end);
+    this.log.info({ local: pos ? `${pos.timeline}@${formatLsn(pos.lsn)}` : `${cd.state}@${cd.timeline}`, sourceTimeline: tl, needed }, 'rewind check');
+    return needed;
   }
 
   /**
@@ -555,50 +628,80 @@ export class LocalPostgres implements PostgresControl {
   private async checkpointEnd(timeline: number, lsn: number): Promise<number | null> {
     const args = ['-p', join(this.dataDir, 'pg_wal'), '-t', String(timeline), '-s', formatLsn(lsn), '-n', '2'];
     const r = await this.run('pg_waldump', args, 30_000).catch(() => null);
-    if (!r) return null;
-    return parseWaldumpEnd(r.stdout, r.stderr, lsn);
+    return r ? parseWaldumpEnd(r.stdout, r.stderr, lsn) : null;
   }
 
   /** pg_rewind reads the source's timeline from its pg_control: it must have checkpointed since promotion. */
   private async ensureSourceCheckpoint(from: UpstreamConn): Promise<void> {
     await this.withSource(from, async (c) => {
-      const r = await c.query(`SELECT pg_is_in_recovery() AS rec, NOT pg_is_in_recovery()
-          AND ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int = timeline_id AS ok
+      const r = await c.query(`SELECT pg_is_in_recovery() AS rec,
+          NOT pg_is_in_recovery() AND ${PRIMARY_TIMELINE_SQL} = timeline_id AS ok
         FROM pg_control_checkpoint()`);
       if (r.rows[0]?.rec === true) throw new PostgresError(`rewind source ${from.host}:${from.port} is in recovery`);
       if (r.rows[0]?.ok !== true) {
         this.log.info('rewind source has not checkpointed since its promotion: running CHECKPOINT there');
         await c.query('SET statement_timeout = 0');
-        await c.query('CHECKPOINT');
+        await c.query({ text: 'CHECKPOINT', query_timeout: 600_000 } as pg.QueryConfig);
       }
     });
   }
 
   async rewind(from: UpstreamConn): Promise<void> {
+    if (this.postmasterPid() !== null) throw new PostgresError('rewind: postgresql is running (stop it first)');
     const { superuser, rewind } = this.cfg.postgresql.authentication;
     const user = rewind ?? superuser;
     await this.clearStaleLocks(60_000);
     await this.ensureSourceCheckpoint(from);
+    // pg_rewind (13+) brings a crashed target to a clean shutdown in single-user mode first, which
+    // refuses to run with standby.signal present (Patroni ensure_clean_shutdown removes it too).
+    for (const f of ['standby.signal', 'recovery.signal']) rmSync(join(this.dataDir, f), { force: true });
+    this.cleanupArchiveStatus();
     const src = `host=${conninfoValue(from.host)} port=${from.port} user=${conninfoValue(user.username)} dbname=postgres`;
     this.log.info({ from: `${from.host}:${from.port}` }, 'running pg_rewind');
-    const r = await this.run('pg_rewind', [`--target-pgdata=${this.dataDir}`, `--source-server=${src}`, '--progress'], 3600_000, { PGPASSWORD: user.password ?? '' });
-    if (r.code !== 0) throw new PostgresError(`pg_rewind failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    // pg_rewind copied the source's config files: ours are written again on the next start.
+    const r = await this.run('pg_rewind', [`--target-pgdata=${this.dataDir}`, `--source-server=${src}`, '--progress'], 3600_000, {
+      PGPASSWORD: user.password ?? '',
+      PGCONNECT_TIMEOUT: '10',
+    });
+    this.cachedControl = null;
+    if (r.code !== 0) throw new PostgresError(`pg_rewind failed (${exitText(r)}): ${lastLines(r.stderr, 3)}`);
+    // pg_rewind copied the source's config files and archive status: ours are written again, as a standby.
+    this.cleanupArchiveStatus();
     this.writeConfig({ upstream: from });
   }
 
+  /**
+   * .ready/.done markers copied from elsewhere would make our archiver skip or repeat segments
+   * (Patroni rewind.py `cleanup_archive_status`).
+   */
+  private cleanupArchiveStatus(): void {
+    const dir = join(this.dataDir, 'pg_wal', 'archive_status');
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const e of entries) rmSync(join(dir, e), { force: true });
+  }
+
   async moveDataDirAside(reason: string): Promise<string> {
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const target = `${this.dataDir}.${reason}.${stamp}`;
+    if (this.postmasterPid() !== null) throw new PostgresError('cannot move the data directory aside while postgresql runs in it');
+    await this.disconnect();
+    this.cachedControl = null;
+    const stamp = this.clock.wallNow().toISOString().replace(/[:.]/g, '-');
+    const base = `${this.dataDir}.${reason.replace(/[^A-Za-z0-9_-]/g, '_')}.${stamp}`;
+    let target = base;
+    for (let i = 1; existsSync(target); i++) target = `${base}.${i}`;
     renameSync(this.dataDir, target);
+    this.log.warn({ from: this.dataDir, to: target }, 'data directory moved aside');
     return target;
   }
 
   async timelineHistory(): Promise<Array<[number, number, string]>> {
-    const rows = await this.query(`SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tl`);
+    const rows = await this.query(`SELECT ${PRIMARY_TIMELINE_SQL} AS tl`);
     const tl = Number(rows[0]?.tl);
     if (!(tl > 1)) return [];
-    const h = await this.query('SELECT pg_read_file($1) AS h', [`pg_wal/${tl.toString(16).toUpperCase().padStart(8, '0')}.history`]);
+    const h = await this.query('SELECT pg_read_file($1) AS h', [historyFilePath(tl)]);
     return parseHistoryFile(String(h[0]?.h ?? ''));
   }
 
@@ -606,16 +709,15 @@ export class LocalPostgres implements PostgresControl {
     const rows = await this.query("SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical'");
     const have = new Map(rows.map((r) => [String(r.slot_name), r.active === true]));
     for (const n of names) {
-      if (!have.has(n)) {
-        await this.query('SELECT pg_create_physical_replication_slot($1, true)', [n]);
-        this.log.info({ slot: n }, 'created replication slot');
-      }
+      if (have.has(n)) continue;
+      // immediately_reserve = true: WAL is kept from now on, not only once the replica first connects.
+      await this.query('SELECT pg_create_physical_replication_slot($1, true)', [n]);
+      this.log.info({ slot: n }, 'created replication slot');
     }
     for (const [n, active] of have) {
-      if (!names.includes(n) && !active) {
-        await this.query('SELECT pg_drop_replication_slot($1)', [n]);
-        this.log.info({ slot: n }, 'dropped replication slot of a member that left');
-      }
+      if (names.includes(n) || active) continue;
+      await this.query('SELECT pg_drop_replication_slot($1)', [n]);
+      this.log.info({ slot: n }, 'dropped replication slot of a member that left');
     }
   }
 
@@ -624,106 +726,48 @@ export class LocalPostgres implements PostgresControl {
   }
 }
 
-export interface LocalPosition {
-  inRecovery: boolean;
-  timeline: number;
-  lsn: number;
+/**
+ * End a client, but never wait more than `ms` for a server that does not answer (a frozen server
+ * never closes its side): then the socket is destroyed.
+ */
+function endWithin(c: pg.Client, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      // pg.Client keeps its socket on the (undeclared) `connection.stream`.
+      (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      resolve();
+    }, ms);
+    c.end()
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+  });
 }
 
 /**
- * Patroni rewind.py `_get_local_timeline_lsn_from_controldata`: a stopped replica counts from its
- * minimum recovery point, a cleanly stopped primary from its shutdown checkpoint; null when it crashed.
+ * A file only the PostgreSQL user can read, for a secret a program reads from a file (initdb --pwfile).
+ * Created exclusively under a random name in the temp dir; the caller removes it.
  */
-export function localPosition(cd: ControlData): LocalPosition | null {
-  let state = cd.state;
-  if (state === 'shut down in recovery' || state === 'in archive recovery') {
-    if (cd.minRecoveryLsn && cd.minRecoveryTimeline) return { inRecovery: true, timeline: cd.minRecoveryTimeline, lsn: cd.minRecoveryLsn };
-    state = 'shut down'; // it was a primary when it stopped
-  }
-  if (state === 'shut down' && cd.timeline && cd.checkpointLsn !== null) return { inRecovery: false, timeline: cd.timeline, lsn: cd.checkpointLsn };
-  return null;
-}
-
-/**
- * Patroni rewind.py `_check_timeline_and_lsn`, from our pg_control, the source's current timeline and
- * its history file. `checkpointEnd`: where our shutdown checkpoint record ends (a former primary is in
- * sync only when the switch point is exactly there). A crashed data dir (no clean position) needs a
- * rewind whenever its timeline differs from the source's.
- */
-export function needsRewind(cd: ControlData, sourceTl: number, historyFile: string, checkpointEnd: number | null = null): boolean {
-  const pos = localPosition(cd);
-  if (!pos) return (cd.timeline ?? 0) !== sourceTl;
-  if (pos.timeline > sourceTl) return true;
-  if (pos.timeline === sourceTl) return false;
-  for (const [parent, switchpoint] of parseHistoryFile(historyFile)) {
-    if (parent === pos.timeline) {
-      if (pos.inRecovery) return pos.lsn > switchpoint;
-      if (pos.lsn >= switchpoint) return true;
-      return switchpoint !== checkpointEnd;
-    }
-    if (parent > pos.timeline) return true;
-  }
-  return true;
-}
-
-/**
- * The end of the record at `lsn` from `pg_waldump -s lsn -n 2` on a stopped cluster: one record is
- * printed, then reading the next fails with "error in WAL record at <lsn>: invalid record length at <end>".
- */
-export function parseWaldumpEnd(stdout: string, stderr: string, lsn: number): number | null {
-  const out = stdout.trim().split('\n').filter(Boolean);
-  if (out.length !== 1) return null;
-  const m = /error in WAL record at ([0-9A-Fa-f]+\/[0-9A-Fa-f]+): invalid record length at ([0-9A-Fa-f]+\/[0-9A-Fa-f]+)/.exec(stderr);
-  if (!m || parseLsn(m[1]) !== lsn) return null;
-  return parseLsn(m[2]);
-}
-
-export function parseHistoryFile(text: string): Array<[number, number, string]> {
-  const out: Array<[number, number, string]> = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*(\d+)\s+([0-9A-Fa-f]+\/[0-9A-Fa-f]+)\s*(.*)$/.exec(line);
-    if (m) out.push([Number(m[1]), parseLsn(m[2]!)!, m[3]!.trim()]);
-  }
-  return out;
-}
-
-/** The PID on the first line of postmaster.pid or a socket lock file. */
-function lockFilePid(file: string): number | null {
+function writeSecretFile(content: string): string {
+  const path = join(tmpdir(), `pgwarden-secret-${process.pid}-${randomBytes(8).toString('hex')}`);
+  const fd = openSync(path, 'wx', 0o600);
   try {
-    const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
-    return pid > 0 ? pid : null;
-  } catch {
-    return null;
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
   }
+  chownToPg(path);
+  return path;
 }
 
-/** A running (not zombie) process named postgres. */
-function isLivePostgres(pid: number): boolean {
-  try {
-    if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') return false;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
+function exitText(r: RunResult): string {
+  return r.timedOut ? 'timed out' : `exit ${r.code}`;
 }
 
-function cwdOf(pid: number): string | null {
-  try {
-    return resolve(readlinkSync(`/proc/${pid}/cwd`));
-  } catch {
-    return null;
-  }
-}
-
-/** Live postgres processes working in `dataDir` (every server process has the data dir as its cwd). */
-function processesIn(dataDir: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    const pid = Number(e);
-    if (pid > 0 && isLivePostgres(pid) && cwdOf(pid) === dataDir) out.push(pid);
-  }
-  return out;
+function lastLines(text: string, n: number): string {
+  return text.trim().split('\n').slice(-n).join(' | ');
 }
 
 function conninfoHostPort(conninfo: string): string | null {
@@ -732,17 +776,3 @@ function conninfoHostPort(conninfo: string): string | null {
   return host ? `${host}:${port ?? '5432'}` : null;
 }
 
-function initdbArgs(opts: DaemonConfig['bootstrap']['initdb']): string[] {
-  const out: string[] = [];
-  for (const o of opts) {
-    if (typeof o === 'string') out.push(`--${o}`);
-    else for (const [k, v] of Object.entries(o)) out.push(`--${k}=${v}`);
-  }
-  return out;
-}
-
-function basebackupArgs(opts: DaemonConfig['postgresql']['basebackup']): string[] {
-  if (!opts) return [];
-  const list = Array.isArray(opts) ? opts : [opts];
-  return initdbArgs(list);
-}

@@ -77,7 +77,11 @@ export interface PostgresControl {
   bootstrap(): Promise<string>;
   /** pg_basebackup from `from` into the (empty) data dir; does not start. */
   createReplica(from: UpstreamConn): Promise<void>;
-  /** Write postgresql.conf/pg_hba.conf/standby config and start; waits until it accepts connections. */
+  /**
+   * Write postgresql.conf/pg_hba.conf/standby config and start; waits until it accepts connections.
+   * Always starts read-only: `upstream: null` is a standby with nobody to stream from, never a primary
+   * (only promote() makes a primary). Already running: only waits until it accepts connections.
+   */
   start(opts: { upstream: UpstreamConn | null; timeoutMs: number }): Promise<void>;
   stop(mode: StopMode, timeoutMs: number): Promise<void>;
   /** pg_ctl promote and wait until out of recovery. */

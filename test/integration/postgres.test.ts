@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
+import { findBinDir } from '../../src/postgres/bin.js';
 import { LocalPostgres } from '../../src/postgres/instance.js';
-import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/run.js';
+import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/runas.js';
 import { systemClock as clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
 import { freePort } from '../../src/util/net.js';
@@ -19,7 +20,7 @@ import { waitForExit } from '../../src/util/proc.js';
 let root: string;
 const instances: LocalPostgres[] = [];
 const configs = new Map<string, DaemonConfig>();
-const dynamic = effectiveDynamicConfig(null, { postgresql: { use_slots: true, parameters: { max_connections: 20, shared_buffers: '16MB' } } }).dynamic;
+const dynamic = effectiveDynamicConfig(null, { postgresql: { use_slots: true, parameters: { max_connections: 30, shared_buffers: '16MB' } } }).dynamic;
 
 before(() => {
   root = mkdtempSync('/tmp/pgwarden-pg-test-');
@@ -42,7 +43,11 @@ async function instance(name: string): Promise<LocalPostgres> {
     namespace: '/service/',
     restapi: { listen: '127.0.0.1:8008', connect_address: '127.0.0.1:8008' },
     etcd3: { hosts: ['127.0.0.1:2379'] },
-    bootstrap: { dcs: {}, initdb: [{ encoding: 'UTF8' }, 'data-checksums'] },
+    bootstrap: {
+      dcs: {},
+      initdb: [{ encoding: 'UTF8' }, 'data-checksums'],
+      users: { app: { password: "app's", options: ['createdb'] } },
+    },
     postgresql: {
       listen: `127.0.0.1:${port}`,
       connect_address: `127.0.0.1:${port}`,
@@ -79,6 +84,13 @@ async function until(what: string, ms: number, fn: () => Promise<boolean>): Prom
   }
 }
 
+test('findBinDir: the configured directory, else the installed PostgreSQL', () => {
+  const dir = findBinDir();
+  assert.ok(existsSync(join(dir, 'pg_ctl')) && existsSync(join(dir, 'initdb')), dir);
+  assert.equal(findBinDir(dir), dir);
+  assert.throws(() => findBinDir('/nonexistent/bin'), /postgresql\.bin_dir: no pg_ctl in \/nonexistent\/bin/);
+});
+
 let a: LocalPostgres;
 let b: LocalPostgres;
 
@@ -94,9 +106,17 @@ test('bootstrap: initdb, roles, running primary with a system identifier', async
   assert.equal(o.sysid, sysid);
   assert.ok(o.walPosition! > 0);
   assert.ok(existsSync(join(a.dataDir, 'postgresql.base.conf')), "initdb's conf kept as the base");
-  const roles = await a.query("SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder') ORDER BY 1");
-  assert.deepEqual(roles, [{ rolname: 'replicator', rolreplication: true }, { rolname: 'rewinder', rolreplication: false }]);
-  assert.equal((await a.query('SHOW max_connections'))[0]!.max_connections, '20', 'dynamic parameters applied');
+  const roles = await a.query(
+    "SELECT rolname, rolreplication, rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app') ORDER BY 1",
+  );
+  assert.deepEqual(roles, [
+    { rolname: 'app', rolreplication: false, rolcanlogin: true, rolcreatedb: true },
+    { rolname: 'replicator', rolreplication: true, rolcanlogin: true, rolcreatedb: false },
+    { rolname: 'rewinder', rolreplication: false, rolcanlogin: true, rolcreatedb: false },
+  ]);
+  const grants = await a.query("SELECT has_function_privilege('rewinder', 'pg_read_binary_file(text, bigint, bigint, boolean)', 'execute') AS ok");
+  assert.deepEqual(grants, [{ ok: true }], 'the rewind user may read files for pg_rewind');
+  assert.equal((await a.query('SHOW max_connections'))[0]!.max_connections, '30', 'dynamic parameters applied');
   assert.ok(!existsSync(join(a.dataDir, 'postgresql.log')) && existsSync(a.logFile), 'the server log lives outside the data dir');
   assert.equal((await a.query('SHOW unix_socket_directories'))[0]!.unix_socket_directories, join(root, 'a'), "socket in the data dir's parent");
   assert.equal((await a.query('SHOW cluster_name'))[0]!.cluster_name, 'pgtest');
@@ -119,20 +139,32 @@ test('replica: basebackup, start as standby, rows replicate through its slot', a
   b = await instance('b');
   await b.createReplica(conn(a));
   assert.equal((await b.observe()).dataDir, 'initialized');
+  // A stale primary_conninfo in postgresql.auto.conf (pg_basebackup -R, ALTER SYSTEM) must not win over ours.
+  const auto = join(b.dataDir, 'postgresql.auto.conf');
+  writeFileSync(auto, `${readFileSync(auto, 'utf8')}primary_conninfo = 'host=192.0.2.1 port=1'\nwork_mem = '5MB'\n`);
   await b.start({ upstream: conn(a, 'b'), timeoutMs: 60_000 });
   await a.query('CREATE TABLE t(v text)');
   await a.query("INSERT INTO t VALUES ('one')");
   await until('the row on the replica', 30_000, async () => (await b.query('SELECT v FROM t').catch(() => [])).length === 1);
+  assert.doesNotMatch(readFileSync(auto, 'utf8'), /primary_conninfo/);
+  assert.match(readFileSync(auto, 'utf8'), /work_mem = '5MB'/, 'other ALTER SYSTEM settings stay');
+  await until('b streaming', 30_000, async () => (await b.observe()).streaming);
   const o = await b.observe();
   assert.equal(o.inRecovery, true);
   assert.equal(o.streaming, true);
+  assert.equal(o.accepting, true);
+  assert.equal(o.timeline, 1);
   assert.equal(o.upstream, `127.0.0.1:${conn(a).port}`);
-  assert.ok(o.walPosition! > 0);
+  assert.ok(o.receiveLsn! > 0 && o.replayLsn! > 0);
+  assert.equal(o.walPosition, Math.max(o.receiveLsn!, o.replayLsn!));
   assert.equal(o.standbySignal, true);
+  assert.equal(o.sysid, (await a.observe()).sysid);
   const slot = await a.query("SELECT active FROM pg_replication_slots WHERE slot_name = 'b'");
   assert.deepEqual(slot, [{ active: true }]);
   const pa = await a.observe();
-  assert.deepEqual(pa.replication.map((r) => [r.application_name, r.state]), [['b', 'streaming']]);
+  assert.deepEqual(pa.replication.map((r) => [r.application_name, r.usename, r.state, r.client_addr]), [['b', 'replicator', 'streaming', '127.0.0.1']]);
+  assert.ok(pa.replication[0]!.flush_lsn! > 0);
+  assert.equal(pa.timeline, 1);
 });
 
 test('syncSlots drops inactive slots of members that left and keeps active ones', async () => {
@@ -154,8 +186,12 @@ test('promote while the old primary still runs: timeline 2, and the old primary 
   // Split brain by hand: the old primary accepts a write the new one never sees.
   await a.query("INSERT INTO t VALUES ('diverged')");
   await a.query('CHECKPOINT');
+  await a.query("INSERT INTO t VALUES ('diverged after the checkpoint')");
   await a.stop('fast', 30_000);
-  assert.equal((await a.observe()).running, false);
+  const oa = await a.observe();
+  assert.equal(oa.running, false);
+  assert.equal(oa.controlState, 'shut down');
+  assert.equal(oa.controlTimeline, 1);
   await b.query("INSERT INTO t VALUES ('two')");
 });
 
@@ -168,7 +204,7 @@ test('divergence: the former primary is rewound and follows the new one', async 
   await until('rows streamed to the rewound member', 30_000, async () =>
     (await a.query("SELECT v FROM t WHERE v IN ('two', 'streamed')").catch(() => [])).length === 2,
   );
-  assert.deepEqual(await a.query("SELECT v FROM t WHERE v = 'diverged'"), [], 'the diverged row is gone');
+  assert.deepEqual(await a.query("SELECT v FROM t WHERE v LIKE 'diverged%'"), [], 'the diverged rows are gone');
   const o = await a.observe();
   assert.equal(o.inRecovery, true);
   assert.equal(o.timeline, 2);
@@ -232,6 +268,73 @@ test('postmaster.pid naming another live process (PID reuse) does not block star
     assert.notEqual(a.postmasterPid(), sleeper.pid);
   } finally {
     sleeper.kill('SIGKILL');
+  }
+});
+
+test('a crashed former primary with diverged writes is rewound (pg_rewind recovers it first)', async () => {
+  // a runs read-only without an upstream and b streams from it (cascading): make a the primary again.
+  await until('b streaming from a', 30_000, async () => (await b.observe()).streaming);
+  await a.promote(60_000);
+  assert.equal((await a.observe()).timeline, 4);
+  await until('b on timeline 4', 30_000, async () => {
+    const o = await b.observe();
+    return o.streaming && o.timeline === 4;
+  });
+  await b.promote(60_000);
+  assert.equal((await b.observe()).timeline, 5);
+  await a.query("INSERT INTO t VALUES ('crash-diverged')");
+  const pid = a.postmasterPid()!;
+  process.kill(pid, 'SIGKILL');
+  assert.ok(await waitForExit(pid, 10_000));
+  await until('the children to exit', 30_000, async () => (await a.observe()).running === false);
+  const o = await a.observe();
+  assert.equal(o.controlState, 'in production', 'pg_control says it crashed');
+  assert.equal(await a.rewindNeeded(conn(b)), true);
+  await a.rewind(conn(b));
+  await b.syncSlots(['a']);
+  await a.start({ upstream: conn(b, 'a'), timeoutMs: 60_000 });
+  await b.query("INSERT INTO t VALUES ('after the crash')");
+  await until('a to replicate from b', 30_000, async () =>
+    (await a.query("SELECT v FROM t WHERE v = 'after the crash'").catch(() => [])).length === 1,
+  );
+  assert.deepEqual(await a.query("SELECT v FROM t WHERE v = 'crash-diverged'"), []);
+  await until('a streaming on timeline 5', 30_000, async () => {
+    const x = await a.observe();
+    return x.streaming && x.timeline === 5;
+  });
+});
+
+test('reloadConfig applies changed parameters; a restart-only change shows as pendingRestart', async () => {
+  const changed = effectiveDynamicConfig(null, {
+    postgresql: { use_slots: true, parameters: { max_connections: 30, shared_buffers: '24MB', maintenance_work_mem: '77MB' } },
+  }).dynamic;
+  b.configure(changed);
+  await b.reloadConfig();
+  await until('maintenance_work_mem reloaded', 10_000, async () => (await b.query('SHOW maintenance_work_mem'))[0]!.maintenance_work_mem === '77MB');
+  const o = await b.observe();
+  assert.equal(o.pendingRestart, true);
+  assert.equal(o.inRecovery, false, 'a reload keeps the primary a primary');
+  assert.equal(o.standbySignal, false);
+  await assert.rejects(b.moveDataDirAside('busy'), /while postgresql runs/);
+});
+
+test('stop: a smart shutdown that does not finish in time becomes an immediate one', async () => {
+  const { default: pg } = await import('pg');
+  // A smart shutdown waits for every session to end: this one never does by itself.
+  const session = new pg.Client({ host: '127.0.0.1', port: conn(b).port, user: 'postgres', password: "su'per", database: 'postgres' });
+  session.on('error', () => undefined);
+  await session.connect();
+  try {
+    const t0 = clock.now();
+    await b.stop('smart', 2000);
+    const took = clock.now() - t0;
+    assert.ok(took >= 1500 && took < 15_000, `escalated after the timeout (${Math.round(took)} ms)`);
+    const o = await b.observe();
+    assert.deepEqual([o.running, o.accepting, o.inRecovery, o.timeline, o.walPosition], [false, false, null, null, null]);
+    assert.equal(o.controlState, 'in production', 'immediate: no shutdown checkpoint');
+    await b.stop('fast', 5000); // not running: a no-op
+  } finally {
+    await session.end().catch(() => undefined);
   }
 });
 

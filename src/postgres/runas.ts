@@ -1,21 +1,56 @@
-/** Running PostgreSQL's programs: as the `postgres` OS user when we are root (PostgreSQL refuses root). */
-import { spawn } from 'node:child_process';
+/**
+ * Running PostgreSQL's programs as the right OS user: PostgreSQL refuses to run as root, so a root
+ * daemon runs every program (initdb, pg_ctl, pg_basebackup, pg_rewind, pg_controldata …) as `postgres`
+ * through spawn's uid/gid (no su/runuser in between), and gives it the files it must own.
+ */
+import { execFileSync, spawn } from 'node:child_process';
 import { accessSync, chownSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pgOsUser, type OsUser } from '../util/users.js';
 
+export type { OsUser };
+
 export interface RunResult {
+  /** null when the program was killed (by our timeout or a signal). */
   code: number | null;
   stdout: string;
   stderr: string;
+  timedOut: boolean;
 }
 
 let cachedUser: OsUser | null | undefined;
+
+/** The OS user PostgreSQL programs run as; null when we are not root (they run as ourselves). */
 export function runAsUser(): OsUser | null {
-  if (cachedUser === undefined) cachedUser = pgOsUser();
+  if (cachedUser === undefined) cachedUser = resolvePgUser();
   return cachedUser;
 }
 
+/** /etc/passwd first; `id` as a fallback for users that come from NSS (LDAP, sssd) rather than the file. */
+function resolvePgUser(): OsUser | null {
+  try {
+    return pgOsUser();
+  } catch (e) {
+    const name = process.env.PGWARDEN_PG_USER ?? 'postgres';
+    try {
+      const id = (flag: string) => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      const uid = id('-u');
+      const gid = id('-g');
+      if (Number.isInteger(uid) && Number.isInteger(gid)) return { name, uid, gid, home: '/' };
+    } catch {
+      // no such user either way: report the first, clearer error
+    }
+    throw e;
+  }
+}
+
+/** Output kept per stream: enough for any error message, bounded for chatty programs. */
+const MAX_OUTPUT = 1 << 20;
+
+/**
+ * Run a PostgreSQL program to completion (as the PostgreSQL OS user when we are root), killed after
+ * `timeoutMs`. Resolves with its exit code and output; rejects only when it cannot be started at all.
+ */
 export function runPg(
   bin: string,
   args: readonly string[],
@@ -24,23 +59,33 @@ export function runPg(
   const user = runAsUser();
   return new Promise((resolve, reject) => {
     const child = spawn(bin, args, {
+      // '/' rather than ours: the PostgreSQL user may not be allowed into our working directory.
       cwd: opts.cwd ?? '/',
-      env: { ...process.env, LC_ALL: 'C', ...(user ? { HOME: user.home, USER: user.name } : {}), ...opts.env },
+      // LC_ALL=C: pg_controldata and friends print translated labels otherwise.
+      env: { ...process.env, LC_ALL: 'C', ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    let timedOut = false;
+    child.stdout.on('data', (d: Buffer) => {
+      if (stdout.length < MAX_OUTPUT) stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < MAX_OUTPUT) stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, timedOut });
     });
   });
 }

@@ -1,0 +1,35 @@
+/**
+ * User options for initdb and pg_basebackup, Patroni style (bootstrap.py `process_user_options`):
+ * a list of flags (`data-checksums`) and single-key maps (`{encoding: UTF8}`), or one map, become
+ * `--flag` / `--key=value`. Options we set ourselves, or that would break what we rely on, are refused.
+ */
+import { ConfigError } from '../util/errors.js';
+
+export type ToolOptions = Array<string | Record<string, string>> | Record<string, string> | undefined;
+
+/** Patroni's lists, plus the ones we pass ourselves. */
+export const INITDB_NOT_ALLOWED = ['pgdata', 'nosync', 'pwfile', 'sync-only', 'version', 'username', 'show', 'D', 'U'] as const;
+export const BASEBACKUP_NOT_ALLOWED = [
+  'pgdata', 'format', 'wal-method', 'xlog-method', 'gzip', 'version', 'compress', 'dbname', 'host', 'port', 'username', 'password',
+  'write-recovery-conf', 'D', 'F', 'X', 'd', 'h', 'p', 'U', 'W', 'R',
+] as const;
+
+/** Throws ConfigError (naming `path`) for a refused or malformed option. */
+export function toolArgs(path: string, opts: ToolOptions, notAllowed: readonly string[]): string[] {
+  if (opts === undefined) return [];
+  const check = (name: string): string => {
+    if (notAllowed.includes(name)) throw new ConfigError(path, `option '${name}' is not allowed (pgwarden sets it)`);
+    return name;
+  };
+  const pair = (k: string, v: unknown): string => {
+    if (typeof v !== 'string' && typeof v !== 'number') throw new ConfigError(path, `value of '${k}' must be a string`);
+    return `--${check(k)}=${v}`;
+  };
+  if (!Array.isArray(opts)) return Object.entries(opts).map(([k, v]) => pair(k, v));
+  return opts.map((o) => {
+    if (typeof o === 'string') return `--${check(o)}`;
+    const entries = Object.entries(o);
+    if (entries.length !== 1) throw new ConfigError(path, 'each option must be a string or a map with exactly one key');
+    return pair(entries[0]![0], entries[0]![1]);
+  });
+}
