@@ -4,6 +4,7 @@
  * so a replica takes over at once.
  */
 import { effectiveDynamicConfig } from './config/dynamic.js';
+import { applyReload } from './config/reload.js';
 import type { DaemonConfig } from './config/types.js';
 import { createStore } from './dcs/index.js';
 import { HaLoop } from './ha/loop.js';
@@ -11,10 +12,16 @@ import { LocalPostgres } from './postgres/instance.js';
 import { createApiServer } from './api/server.js';
 import { fetchMemberStatus } from './api/client.js';
 import { systemClock } from './util/clock.js';
+import { errorMessage } from './util/errors.js';
 import type { Logger } from './util/log.js';
 import { VERSION } from './version.js';
 
-export async function runDaemon(config: DaemonConfig, log: Logger): Promise<void> {
+export interface DaemonOptions {
+  /** Re-read the configuration (SIGHUP, POST /reload); throws ConfigError when it is invalid. */
+  reloadConfig?: () => DaemonConfig;
+}
+
+export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonOptions = {}): Promise<void> {
   const clock = systemClock;
   let lastWarnings = '';
   const dynamicFrom = (stored: Record<string, unknown> | null) => {
@@ -29,6 +36,19 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<void
   const store = createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
   const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: fetchMemberStatus, dynamicFrom, version: VERSION });
+
+  /** SIGHUP / POST /reload: apply what can change live, keep the old config if the file is invalid. */
+  const reload = () => {
+    if (!opts.reloadConfig) return log.warn('reload requested, but this daemon was not started from a config file');
+    try {
+      const { applied, needsRestart } = applyReload(config, opts.reloadConfig());
+      if (needsRestart.length) log.warn({ keys: needsRestart }, 'reload: these settings change only when the daemon restarts');
+      log.info({ applied }, applied.length ? 'reload: configuration applied' : 'reload: nothing changed');
+      if (applied.length) void pg.reloadConfig().then(() => loop.wake(), (e: unknown) => log.error({ err: errorMessage(e) }, 'reload of postgresql failed'));
+    } catch (e) {
+      log.error({ err: errorMessage(e) }, 'reload: the configuration is invalid, keeping the running one');
+    }
+  };
   const api = createApiServer({
     config,
     log: log.child({ component: 'api' }),
@@ -43,6 +63,18 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<void
       }),
       loadCluster: () => store.load(),
       now: () => clock.now(),
+      requestReload: reload,
+      wake: () => loop.wake(),
+      sleep: (ms) => clock.sleep(ms),
+      wallNow: () => clock.wallNow(),
+      memberStatus: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs),
+      setFailover: (value, version) => store.setFailover(value, version),
+      deleteFailover: (version) => store.deleteFailover(version),
+      setConfig: (value, version) => store.setConfig(value, version),
+      restart: (r) => loop.restart(r),
+      scheduleRestart: (r) => loop.scheduleRestart(r),
+      cancelScheduledRestart: () => loop.cancelScheduledRestart(),
+      reinitialize: (force) => loop.reinitialize(force),
     },
   });
   const addr = await api.listen();
@@ -58,7 +90,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<void
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', reload);
   });
+  process.off('SIGHUP', reload);
   await loop.stop({ stopPostgres: true });
   await api.close();
   await pg.close();

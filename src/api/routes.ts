@@ -17,42 +17,12 @@ import type { Tags } from '../config/types.js';
 import type { Cluster } from '../dcs/types.js';
 import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig, parseBool } from './cluster-json.js';
 import type { ApiBackend, ApiRequest, ApiResponse, ApiView } from './types.js';
+import { HttpError, freshCluster, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
+import { MANAGEMENT_ROUTES } from './manage.js';
 
-/** Thrown by handlers; `route` turns it into a JSON `{message}` response with this status. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers?: Record<string, string>,
-  ) {
-    super(message);
-  }
-}
+export { readJsonBody, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
 
-export interface RouteContext {
-  req: ApiRequest;
-  view: ApiView;
-  backend: ApiBackend;
-  /** The HA loop's last store snapshot (null: never read) — Patroni's `dcs.cluster`. */
-  cluster: Cluster | null;
-  /** Monotonic ms. */
-  now: number;
-  /** Monotonic ms when the API started: /liveness counts from it until the first HA loop completes. */
-  startedAt: number | null;
-}
-
-export interface RouteOptions {
-  /** Monotonic ms when the server started (see RouteContext.startedAt). */
-  startedAt?: number;
-}
-
-export type Handler = (ctx: RouteContext) => ApiResponse | Promise<ApiResponse>;
-
-export interface Route {
-  /** Unsafe routes run behind `restapi.authentication` (Patroni's `check_access`). */
-  auth: boolean;
-  handler: Handler;
-}
+export { HttpError } from './http.js';
 
 /** Methods that change something: always access-controlled. */
 export const UNSAFE_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
@@ -319,34 +289,6 @@ export function isAlive(v: ApiView, now: number, startedAt: number | null): bool
   return now - since <= (primary ? 1 : 2) * v.dynamic.ttl * 1000;
 }
 
-async function freshCluster(backend: ApiBackend): Promise<Cluster> {
-  try {
-    return await backend.loadCluster();
-  } catch (e) {
-    throw new HttpError(503, `the store is not accessible: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
-/**
- * The JSON object of a request body (Patroni's `_read_json_content`): 400 unless it is a JSON object;
- * an empty body is `{}` when `optional`, else 400.
- */
-export function readJsonBody(req: ApiRequest, optional: boolean): Record<string, unknown> {
-  if (!req.body.trim()) {
-    if (optional) return {};
-    throw new HttpError(400, 'a JSON object is required in the request body');
-  }
-  let j: unknown;
-  try {
-    j = JSON.parse(req.body);
-  } catch {
-    throw new HttpError(400, 'the request body is not valid JSON');
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new HttpError(400, 'the request body must be a JSON object');
-  if (!optional && Object.keys(j).length === 0) throw new HttpError(400, 'the request body must not be empty');
-  return j as Record<string, unknown>;
-}
-
 function healthHandler(kind: HealthKind): Handler {
   return (ctx) => {
     const status = patroniStatus(ctx.view, ctx.cluster);
@@ -390,13 +332,7 @@ const GET_ROUTES: Record<string, Handler> = {
  * restart, reinitialize and config changes slot in here: validate, record the intent through a backend
  * hook, wake the loop — never act on PostgreSQL from here.
  */
-const UNSAFE_ROUTES: Record<string, Handler> = {
-  'POST /reload': (ctx) => {
-    readJsonBody(ctx.req, true);
-    ctx.backend.requestReload?.();
-    return { status: 202, text: 'reload scheduled' };
-  },
-};
+const UNSAFE_ROUTES: Record<string, Handler> = MANAGEMENT_ROUTES;
 
 /** Every route by `METHOD /path`. */
 export const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([

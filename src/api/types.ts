@@ -41,6 +41,36 @@ export interface ApiBackend {
   now(): number;
   /** POST /reload: re-read the config file (the SIGHUP equivalent). */
   requestReload?(): void;
+
+  // The management half. Optional so read-only backends (tests, tools) need not stub them:
+  // a route whose hook is missing answers 503.
+  /** Make the HA loop look at the store now (a request it must act on). */
+  wake?(): void;
+  /** Monotonic sleep (polling a switchover's result). */
+  sleep?(ms: number): Promise<void>;
+  /** Wall clock (scheduled times people give). */
+  wallNow?(): Date;
+  /** GET /patroni of another member (null: unreachable). */
+  memberStatus?(apiUrl: string, timeoutMs: number): Promise<Record<string, unknown> | null>;
+  /** CAS writes of the store's `failover` and `config` keys (version null: create only if absent). */
+  setFailover?(value: { leader?: string; member?: string; scheduled_at?: string }, version: number | null): Promise<boolean>;
+  deleteFailover?(version: number): Promise<boolean>;
+  setConfig?(value: Record<string, unknown>, version: number | null): Promise<boolean>;
+  /** Restart PostgreSQL now (filters as Patroni's); resolves when done. */
+  restart?(r: RestartFilters): Promise<{ ok: boolean; message: string }>;
+  /** false: another restart is already scheduled. */
+  scheduleRestart?(r: RestartFilters & { schedule: string }): boolean;
+  /** false: none was scheduled. */
+  cancelScheduledRestart?(): boolean;
+  /** Start rebuilding this replica; null when started, else why not. */
+  reinitialize?(force: boolean): Promise<string | null>;
+}
+
+export interface RestartFilters {
+  role?: string;
+  postgresVersionNum?: number;
+  pendingOnly?: boolean;
+  timeoutS?: number;
 }
 
 export interface ApiRequest {

@@ -18,6 +18,6 @@ export function registerDaemon(program: Command): void {
       }
       const log = createLogger({ name: config.name });
       for (const w of warnings) log.warn(w);
-      await runDaemon(config, log);
+      await runDaemon(config, log, { reloadConfig: () => loadConfig({ file, env: process.env }).config });
     });
 }

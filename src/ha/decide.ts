@@ -9,9 +9,14 @@
  *   it is not back within `ttl` (`recover`, "starting as readonly because i had the session lock").
  * - A member about to follow a leader first checks whether it diverged from the leader's timeline;
  *   a diverged data dir is rewound, or moved aside only when the config allows (`_handle_rewind_or_reinitialize`).
+ * - Manual switchover/failover (`failover` key, `process_manual_failover_from_leader`): the leader hands
+ *   over only to a healthy candidate (else the key is cleared), at `scheduled_at` if given, by a clean
+ *   shutdown whose last WAL record the candidate must hold before it promotes (no acknowledged commit
+ *   lost, no pg_rewind for the old leader); others do not race while the named candidate is healthy.
  */
-import type { Cluster, Member } from '../dcs/types.js';
+import type { Cluster, FailoverRequest, Member } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
+import { formatLsn } from '../postgres/lsn.js';
 import { slotNameForMember } from '../postgres/types.js';
 import type { HaDecision, HaObservation, Source } from './types.js';
 
@@ -37,7 +42,7 @@ export function decide(o: HaObservation): HaDecision {
   if (!o.pg.running) return decideStopped(o, cluster);
   if (!o.pg.accepting) return noop('postgresql is running but not accepting connections yet');
   const leader = cluster.leader?.name ?? null;
-  if (leader === o.me.name) return decideLeader(o);
+  if (leader === o.me.name) return decideLeader(o, cluster);
   if (leader === null) return decideUnlocked(o, cluster);
   return decideFollower(o, cluster, leader);
 }
@@ -47,6 +52,10 @@ export function decide(o: HaObservation): HaDecision {
  * only for a running replica that may race for a free lock.
  */
 export function needsPeerStatuses(o: Omit<HaObservation, 'peers'>): boolean {
+  if (leaderWithDueFailover(o)) return true;
+  // The named candidate of a switchover takes over without comparing itself to the others.
+  const f = o.dcs.ok ? o.dcs.cluster.failover : null;
+  if (f?.member === o.me.name && schedule(o, f.scheduled_at).kind !== 'wait') return false;
   return (
     o.dcs.ok &&
     o.dcs.cluster.leader === null &&
@@ -58,6 +67,13 @@ export function needsPeerStatuses(o: Omit<HaObservation, 'peers'>): boolean {
     o.pg.inRecovery === true &&
     !isTrue(o.me.tags.nofailover)
   );
+}
+
+/** The leader must judge the candidates of a manual failover that is due now. */
+function leaderWithDueFailover(o: Omit<HaObservation, 'peers'>): boolean {
+  if (!o.dcs.ok || o.memory.actionInProgress) return false;
+  const { leader, failover } = o.dcs.cluster;
+  return leader?.name === o.me.name && failover !== null && isRunningPrimary(o) && schedule(o, failover.scheduled_at).kind === 'due';
 }
 
 function decideWithoutStore(o: HaObservation, error: string): HaDecision {
@@ -76,7 +92,11 @@ function decideWithoutStore(o: HaObservation, error: string): HaDecision {
 
 function decidePaused(o: HaObservation, cluster: Cluster): HaDecision {
   const leader = cluster.leader?.name ?? null;
-  if (leader === o.me.name && isRunningPrimary(o)) return lead('paused: I am the leader with the lock');
+  // Manual switchover and failover to a named candidate stay possible in maintenance mode.
+  if (leader === o.me.name && isRunningPrimary(o)) return manualFailoverFromLeader(o, cluster) ?? lead('paused: I am the leader with the lock');
+  if (leader === null && cluster.failover?.member === o.me.name && o.pg.running && o.pg.accepting && o.pg.inRecovery === true) {
+    return takeOver(o, cluster, cluster.failover);
+  }
   if (leader === null && isRunningPrimary(o)) {
     return { action: 'acquire_lock', reason: 'paused: running as primary without the lock, taking it', promote: false };
   }
@@ -137,11 +157,70 @@ function rejoin(o: HaObservation, cluster: Cluster, leader: string, upstream: So
   }
 }
 
-function decideLeader(o: HaObservation): HaDecision {
+function decideLeader(o: HaObservation, cluster: Cluster): HaDecision {
   if (o.pg.inRecovery === true) {
     return { action: 'promote', reason: 'promoting self to leader because i had the session lock' };
   }
-  return lead('no action: I am the leader with the lock');
+  return manualFailoverFromLeader(o, cluster) ?? lead('no action: I am the leader with the lock');
+}
+
+type ScheduleState = { kind: 'due' } | { kind: 'wait'; inMs: number } | { kind: 'stale' } | { kind: 'invalid' };
+
+/** Patroni's should_run_scheduled_action: due from the scheduled time until 1.5 loop_wait after it. */
+export function schedule(o: Pick<HaObservation, 'wallNow' | 'settings'>, at: string | undefined): ScheduleState {
+  if (!at) return { kind: 'due' };
+  const t = Date.parse(at);
+  if (Number.isNaN(t)) return { kind: 'invalid' };
+  const delta = t - o.wallNow;
+  if (delta > 0) return { kind: 'wait', inMs: delta };
+  if (-delta > Math.floor(o.settings.loopWait * 1.5) * 1000) return { kind: 'stale' };
+  return { kind: 'due' };
+}
+
+/** The leader's part of a switchover/failover; null when there is nothing to do about it now. */
+function manualFailoverFromLeader(o: HaObservation, cluster: Cluster): HaDecision | null {
+  const f = cluster.failover;
+  if (!f) return null;
+  const clear = (reason: string): HaDecision => ({ action: 'clear_failover', reason, version: f.version });
+  if (f.leader && f.leader !== o.me.name) return clear(`ignoring the failover key: its leader ${f.leader} is not me, cleaning up`);
+  if (f.member === o.me.name) return clear(`manual failover: ${f.member} is already the leader, cleaning up`);
+  const when = schedule(o, f.scheduled_at);
+  if (when.kind === 'wait') return lead(`no action: I am the leader with the lock; switchover scheduled at ${f.scheduled_at}`);
+  if (when.kind === 'stale') return clear(`found a stale switchover scheduled at ${f.scheduled_at}, cleaning up`);
+  if (when.kind === 'invalid') return clear(`unparsable scheduled_at ${JSON.stringify(f.scheduled_at)} in the failover key, cleaning up`);
+  if (o.peers === null) return lead('no action: I am the leader with the lock; statuses of the switchover candidates unknown');
+  const healthy = o.peers.filter((p) => p.reachable && p.inRecovery === true && !p.nofailover && p.name !== o.me.name);
+  if (f.member) {
+    const m = findMember(cluster, f.member);
+    const source = m && healthy.some((p) => p.name === f.member) ? sourceFromMember(m, o.me.name) : null;
+    if (!source) return clear(`manual failover: member ${f.member} is not healthy or does not exist, cleaning up`);
+    return handOver(o, `manual failover: demoting myself in favour of ${f.member}`, source);
+  }
+  if (healthy.length === 0) return clear('manual failover: no healthy members found, cleaning up');
+  return handOver(o, 'manual failover: demoting myself, the healthiest member takes over', null);
+}
+
+/**
+ * Clean shutdown (walsenders send every WAL record, the shutdown checkpoint included, before the
+ * postmaster exits), publish where WAL ended, release the lock, restart as a replica.
+ */
+function handOver(o: HaObservation, reason: string, candidate: Source | null): HaDecision {
+  return { action: 'demote', reason, mode: 'graceful', deadline: o.sessionValidUntil, releaseLock: true, follow: candidate };
+}
+
+/** The named candidate of a switchover/failover with the lock free: take over. */
+function takeOver(o: HaObservation, cluster: Cluster, f: FailoverRequest): HaDecision {
+  // A switchover (the old leader is named): promote only holding the old leader's last WAL record,
+  // the end of its shutdown checkpoint published as the optime when it released the lock.
+  const target = f.leader ? cluster.status.optime : undefined;
+  if (target !== undefined && !(o.pg.walPosition !== null && o.pg.walPosition > target)) {
+    const since = o.memory.takeoverWaitSince;
+    if (since !== null && o.now - since > o.settings.ttl * 1000) {
+      return { action: 'clear_failover', reason: `switchover: the last WAL of ${f.leader} did not arrive within ttl; the healthiest member takes over`, version: f.version };
+    }
+    return { action: 'wait_for_wal', reason: `switchover: waiting for the WAL of ${f.leader} up to ${formatLsn(target)} before taking over`, target };
+  }
+  return { action: 'acquire_lock', reason: `manual failover: i am the candidate (${f.leader ? 'switchover' : 'failover'}), taking over`, promote: true };
 }
 
 function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
@@ -149,9 +228,13 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
     return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
   }
   if (isTrue(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
-  const candidate = cluster.failover?.member;
+  const f = cluster.failover;
+  const candidate = f?.member;
+  if (f && candidate === o.me.name && schedule(o, f.scheduled_at).kind !== 'wait') return takeOver(o, cluster, f);
   if (candidate && candidate !== o.me.name && findMember(cluster, candidate)) {
-    return noop(`manual failover to ${candidate} in progress: not racing`);
+    // The named candidate takes over; if it cannot (unreachable, not a running replica), we race.
+    const st = o.peers?.find((p) => p.name === candidate);
+    if (!st || (st.reachable && st.inRecovery !== false)) return noop(`manual failover to ${candidate} in progress: not racing`);
   }
   const myWal = o.pg.walPosition;
   const lastLsn = cluster.status.optime ?? null;
@@ -235,7 +318,7 @@ function pgDownTooLong(o: HaObservation): boolean {
   return !o.pg.running && o.memory.pgDownSince !== null && o.now - o.memory.pgDownSince >= o.settings.ttl * 1000;
 }
 
-function isRunningPrimary(o: HaObservation): boolean {
+function isRunningPrimary(o: Pick<HaObservation, 'pg'>): boolean {
   return o.pg.running && o.pg.accepting && o.pg.inRecovery === false;
 }
 

@@ -36,6 +36,8 @@ export interface ExecState {
 /** Generous bounds for PostgreSQL operations (the lock's safety does not depend on them). */
 const START_TIMEOUT_MS = 300_000;
 const PROMOTE_TIMEOUT_MS = 60_000;
+const WAL_WAIT_POLL_MS = 10;
+const CHECKPOINT_BEFORE_HANDOVER_MS = 60_000;
 
 export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Promise<void> {
   switch (d.action) {
@@ -90,6 +92,16 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
     case 'release_lock':
       await p.store.deleteLeader();
       return;
+    case 'clear_failover':
+      await p.store.deleteFailover(d.version);
+      s.wake();
+      return;
+    case 'wait_for_wal':
+      if (s.memory.takeoverWaitSince === null) s.memory = { ...s.memory, takeoverWaitSince: p.clock.now() };
+      // Look again in a moment, not after loop_wait: the WAL is usually milliseconds away.
+      await p.clock.sleep(WAL_WAIT_POLL_MS);
+      s.wake();
+      return;
   }
 }
 
@@ -129,6 +141,9 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
   }
   p.log.info('acquired the leader lock');
   if (promoteAfter) await promote(p, s);
+  // A switchover/failover that brought us here is done.
+  const f = s.cluster?.failover;
+  if (f) await p.store.deleteFailover(f.version).catch((e: unknown) => p.log.warn({ err: errorMessage(e) }, 'could not delete the failover key'));
   if (s.cluster && s.cluster.initialize === null) {
     const obs = await p.pg.observe();
     if (obs.sysid) await p.store.initialize(obs.sysid, true);
@@ -144,11 +159,22 @@ async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
 }
 
 async function demote(d: Extract<HaDecision, { action: 'demote' }>, p: ExecutePorts, s: ExecState): Promise<void> {
+  if (d.releaseLock && d.mode === 'graceful' && d.deadline !== null) {
+    // A handover: checkpoint while writes still run, so the shutdown checkpoint has little to do.
+    const budget = Math.min(CHECKPOINT_BEFORE_HANDOVER_MS, (d.deadline - p.clock.now()) / 3);
+    if (budget > 500) await p.pg.checkpoint(budget).catch((e: unknown) => p.log.warn({ err: errorMessage(e) }, 'checkpoint before the handover failed'));
+  }
   const left = d.deadline === null ? 0 : d.deadline - p.clock.now() - 500;
   const mode = d.mode === 'graceful' && left > 1000 ? 'fast' : 'immediate';
   await p.pg.stop(mode, mode === 'fast' ? left : 30_000);
   p.log.warn({ mode }, 'demoted: postgresql stopped');
-  if (d.releaseLock) await p.store.deleteLeader();
+  if (d.releaseLock) {
+    // Where our WAL ended (the shutdown checkpoint): a switchover candidate promotes only past it.
+    const after = await p.pg.observe();
+    const optime = after.running ? undefined : (after.controlCheckpointLsn ?? undefined);
+    if (await p.store.updateLeader({ optime })) await p.store.deleteLeader();
+    p.log.info({ optime }, 'leader lock released');
+  }
   if (d.follow) await p.pg.start({ upstream: d.follow.conn, timeoutMs: START_TIMEOUT_MS });
   s.wake();
 }

@@ -33,6 +33,26 @@ export interface HaLoopDeps {
   readonly version: string;
 }
 
+/** A restart requested through the REST API (Patroni's filters), possibly scheduled. */
+export interface RestartRequest {
+  /** Only if we run in this role ('primary'/'master' or 'replica'). */
+  role?: string;
+  /** Only if the server is older than this version (server_version_num, e.g. 150004). */
+  postgresVersionNum?: number;
+  /** Only if PostgreSQL reports a parameter change that needs a restart. */
+  pendingOnly?: boolean;
+  /** Seconds to wait for the restart (default: primary_start_timeout). */
+  timeoutS?: number;
+  /** ISO-8601 time with a zone: schedule instead of restarting now. */
+  schedule?: string;
+}
+
+export interface ScheduledRestart extends RestartRequest {
+  schedule: string;
+  /** postmaster_start_time when scheduled: a restart that happened meanwhile cancels it. */
+  postmaster_start_time: string | null;
+}
+
 /** What the REST API and `ctl` read: the outcome of the last tick. */
 export interface HaView {
   cluster: Cluster | null;
@@ -57,6 +77,9 @@ export class HaLoop {
   private prevMembers: Cluster['members'] = [];
   private unwatch: (() => void) | null = null;
   private appliedParams = '';
+  /** Ticks and the start of manual actions run one at a time. */
+  private serial: Promise<unknown> = Promise.resolve();
+  scheduledRestart: ScheduledRestart | null = null;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -96,7 +119,137 @@ export class HaLoop {
   }
 
   /** Run exactly one tick (tests and the first start). */
-  async tick(): Promise<HaDecision> {
+  tick(): Promise<HaDecision> {
+    return this.exclusive(() => this.tickNow());
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn, fn);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---------- manual actions (REST API) ----------
+
+  /** Patroni's restart_matches: why the filters of a restart request do not fit us now (null: they fit). */
+  restartMismatch(r: RestartRequest): string | null {
+    const pg = this.view.pg;
+    const role = pg?.running && pg.inRecovery === false ? 'primary' : 'replica';
+    if (r.role && (r.role === 'master' ? 'primary' : r.role) !== role) return 'host role mismatch';
+    if (r.postgresVersionNum !== undefined && r.postgresVersionNum <= (pg?.serverVersion ?? 0)) return 'postgres version mismatch';
+    if (r.pendingOnly && !pg?.pendingRestart) return 'pending restart flag is not set';
+    return null;
+  }
+
+  /** Restart PostgreSQL now, keeping its role (and the leader lock); resolves when done or failed. */
+  async restart(r: RestartRequest): Promise<{ ok: boolean; message: string }> {
+    const mismatch = this.restartMismatch(r);
+    if (mismatch) {
+      this.d.log.info(`not proceeding with the restart: ${mismatch}`);
+      return { ok: false, message: 'restart conditions are not satisfied' };
+    }
+    const timeoutMs = (r.timeoutS ?? Math.max(this.view.dynamic.primary_start_timeout, 60)) * 1000;
+    const busy = await this.beginManual('restarting');
+    if (busy) return { ok: false, message: `${busy} already in progress` };
+    this.d.log.info('restarting postgresql (requested)');
+    try {
+      await this.d.pg.restart(timeoutMs);
+      this.d.log.info('postgresql restarted');
+      return { ok: true, message: 'restarted successfully' };
+    } catch (e) {
+      this.d.log.error({ err: errorMessage(e) }, 'restart failed');
+      return { ok: false, message: 'restart failed' };
+    } finally {
+      this.endManual();
+      // Answer with what PostgreSQL is now, not with the state before the restart.
+      await this.publishNow().catch(() => undefined);
+    }
+  }
+
+  scheduleRestart(r: RestartRequest & { schedule: string }): boolean {
+    if (this.scheduledRestart) return false;
+    this.scheduledRestart = { ...r, postmaster_start_time: this.view.pg?.postmasterStartTime ?? null };
+    void this.publishNow().catch(() => undefined);
+    this.wake();
+    return true;
+  }
+
+  cancelScheduledRestart(): boolean {
+    if (!this.scheduledRestart) return false;
+    this.scheduledRestart = null;
+    void this.publishNow().catch(() => undefined);
+    return true;
+  }
+
+  /** Patroni's evaluate_scheduled_restart, run after each tick. */
+  private runScheduledRestart(): void {
+    const sr = this.scheduledRestart;
+    if (!sr || this.exec.memory.actionInProgress) return;
+    const now = this.d.clock.wallNow().getTime();
+    const recent = this.view.pg?.postmasterStartTime ?? null;
+    if (recent && sr.postmaster_start_time && recent !== sr.postmaster_start_time) {
+      this.d.log.info(`cancelling scheduled restart: postgres restart has already happened at ${recent}`);
+      this.cancelScheduledRestart();
+      return;
+    }
+    const at = Date.parse(sr.schedule);
+    if (at > now) return;
+    this.scheduledRestart = null;
+    if (now - at > Math.floor(this.view.dynamic.loop_wait * 1.5) * 1000) {
+      this.d.log.warn(`found a stale scheduled restart (${sr.schedule}), cleaning up`);
+      return;
+    }
+    const { schedule: _s, postmaster_start_time: _p, ...filters } = sr;
+    // In the background: the loop keeps ticking (and our session alive) while PostgreSQL restarts.
+    void this.restart(filters).then((r) => {
+      if (!r.ok) this.d.log.warn(`scheduled restart: ${r.message}`);
+    });
+  }
+
+  /**
+   * Rebuild this replica from the leader (POST /reinitialize): stop PostgreSQL, move the data dir
+   * aside (kept, never deleted), and let the HA loop build a new replica. null: started.
+   */
+  async reinitialize(force: boolean): Promise<string | null> {
+    const cluster = await this.d.store.load().catch(() => null);
+    if (!cluster) return 'the store is not accessible';
+    if (!cluster.leader) return 'Cluster has no leader, can not reinitialize';
+    if (cluster.leader.name === this.d.config.name) return 'I am the leader, can not reinitialize';
+    const busy = await this.beginManual('reinitializing', force);
+    if (busy) return `${busy} already in progress`;
+    void (async () => {
+      try {
+        await this.d.pg.stop('immediate', 60_000);
+        const where = await this.d.pg.moveDataDirAside('reinit');
+        this.d.log.warn({ movedTo: where }, 'reinitialize: data directory moved aside (kept, not deleted); building a new replica');
+        this.exec.memory = { ...this.exec.memory, rewind: null };
+      } catch (e) {
+        this.d.log.error({ err: errorMessage(e) }, 'reinitialize failed');
+      } finally {
+        this.endManual();
+      }
+    })();
+    return null;
+  }
+
+  /** Mark a manual action as in progress unless another one is; returns the busy action's name. */
+  private beginManual(name: string, force = false): Promise<string | null> {
+    return this.exclusive(async () => {
+      const cur = this.exec.memory.actionInProgress;
+      // force only overrides waiting, never a running pg_basebackup/pg_rewind/initdb.
+      if (cur && !(force && cur.name === name)) return cur.name;
+      this.exec.memory = { ...this.exec.memory, actionInProgress: { name, startedAt: this.d.clock.now() } };
+      this.view.state = name;
+      return null;
+    });
+  }
+
+  private endManual(): void {
+    this.exec.memory = { ...this.exec.memory, actionInProgress: null };
+    this.wake();
+  }
+
+  private async tickNow(): Promise<HaDecision> {
     const d = this.d;
     const dcs = await this.readStore();
     const pg = await d.pg.observe();
@@ -105,6 +258,9 @@ export class HaLoop {
     const base = this.observation(dcs, pg);
     const peers = needsPeerStatuses(base) ? await this.fetchPeers(base) : null;
     const decision = decide({ ...base, peers });
+    if (decision.action !== 'wait_for_wal' && this.exec.memory.takeoverWaitSince !== null) {
+      this.exec.memory = { ...this.exec.memory, takeoverWaitSince: null };
+    }
     d.log.info({ action: decision.action }, decision.reason);
     this.view.lastAction = { action: decision.action, reason: decision.reason };
     try {
@@ -154,8 +310,18 @@ export class HaLoop {
       const started = this.d.clock.now();
       await this.tick().catch((e: unknown) => this.d.log.error({ err: errorMessage(e) }, 'HA tick failed'));
       if (this.stopping) break;
-      await this.sleepUntil(started + this.view.dynamic.loop_wait * 1000);
+      this.runScheduledRestart();
+      await this.sleepUntil(Math.min(started + this.view.dynamic.loop_wait * 1000, this.nextScheduledAt()));
     }
+  }
+
+  /** Monotonic time of the next scheduled switchover or restart, so it runs on time, not up to loop_wait late. */
+  private nextScheduledAt(): number {
+    const { clock } = this.d;
+    const times = [this.view.cluster?.failover?.scheduled_at, this.scheduledRestart?.schedule]
+      .map((t) => (t ? Date.parse(t) : NaN))
+      .filter((t) => !Number.isNaN(t) && t > clock.wallNow().getTime());
+    return times.length ? clock.now() + Math.min(...times) - clock.wallNow().getTime() : Infinity;
   }
 
   private async sleepUntil(at: number): Promise<void> {
@@ -211,6 +377,7 @@ export class HaLoop {
     };
     return {
       now: clock.now(),
+      wallNow: clock.wallNow().getTime(),
       me: { name: config.name, tags: config.tags },
       settings,
       dcs,
@@ -334,6 +501,7 @@ export class HaLoop {
     if (pg?.timeline) data.timeline = pg.timeline;
     if (Object.keys(config.tags).length > 0) data.tags = config.tags;
     if (pg?.pendingRestart) data.pending_restart = true;
+    if (this.scheduledRestart) data.scheduled_restart = { ...this.scheduledRestart };
     return data;
   }
 

@@ -49,6 +49,11 @@ export interface HaMemory {
   readonly actionInProgress: { readonly name: string; readonly startedAt: number } | null;
   /** The last bootstrap attempt failed: do not race again (needs a person). */
   readonly bootstrapFailed: boolean;
+  /**
+   * Monotonic time since which we, the candidate of a switchover, have been waiting for the old
+   * leader's last WAL record (null: not waiting).
+   */
+  readonly takeoverWaitSince: number | null;
 }
 
 export const initialMemory: HaMemory = Object.freeze({
@@ -56,6 +61,7 @@ export const initialMemory: HaMemory = Object.freeze({
   rewind: null,
   actionInProgress: null,
   bootstrapFailed: false,
+  takeoverWaitSince: null,
 });
 
 export type DcsView =
@@ -65,6 +71,8 @@ export type DcsView =
 export interface HaObservation {
   /** Monotonic ms. */
   readonly now: number;
+  /** Wall-clock epoch ms: only for times people give (a scheduled switchover's `scheduled_at`). */
+  readonly wallNow: number;
   readonly me: { readonly name: string; readonly tags: Tags };
   readonly settings: HaSettings;
   readonly dcs: DcsView;
@@ -114,6 +122,13 @@ export type HaDecision =
   /** Move the data dir aside (never deleted) so that a fresh replica can be built next tick. */
   | { readonly action: 'reinitialize'; readonly reason: string }
   /** Delete our leader key (PostgreSQL did not come back in time). */
-  | { readonly action: 'release_lock'; readonly reason: string };
+  | { readonly action: 'release_lock'; readonly reason: string }
+  /** Delete the `failover` key (stale, impossible or done); `version` guards against a newer request. */
+  | { readonly action: 'clear_failover'; readonly reason: string; readonly version: number }
+  /**
+   * The switchover candidate has not received the old leader's last WAL record yet: look again
+   * shortly (not after loop_wait) — every moment here is a moment without a primary.
+   */
+  | { readonly action: 'wait_for_wal'; readonly reason: string; readonly target: number };
 
 export type HaActionName = HaDecision['action'];

@@ -57,6 +57,8 @@ const PRIMARY_TIMELINE_SQL = "('x' || substr(pg_walfile_name(pg_current_wal_lsn(
 /** What the standby settings in force are: null for a primary. */
 type Standby = { upstream: UpstreamConn | null } | null;
 
+const STOP_SIGNALS: Readonly<Record<StopMode, NodeJS.Signals>> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
+
 export class LocalPostgres implements PostgresControl {
   private readonly cfg: DaemonConfig;
   private dynamic: DynamicConfig;
@@ -509,26 +511,79 @@ export class LocalPostgres implements PostgresControl {
     }
   }
 
+  /**
+   * Signal the postmaster as pg_ctl does (smart SIGTERM, fast SIGINT, immediate SIGQUIT) and watch it
+   * exit closely: pg_ctl -w looks only every 100 ms, and on a switchover every millisecond here is a
+   * millisecond without a primary. Escalates to immediate when `mode` does not finish in time.
+   */
   async stop(mode: StopMode, timeoutMs: number): Promise<void> {
     await this.disconnect();
     this.cachedControl = null;
-    if (this.postmasterPid() === null) return;
-    // Round down: a demotion's deadline is a promise (our lock may expire then), not a suggestion.
-    const secs = String(Math.max(1, Math.floor(timeoutMs / 1000)));
-    const r = await this.run('pg_ctl', ['stop', '-D', this.dataDir, '-m', mode, '-w', '-t', secs], timeoutMs + 5000);
-    if (r.code === 0 || this.postmasterPid() === null) return;
+    const pid = this.postmasterPid();
+    if (pid === null) return;
+    if (this.signalPostmaster(pid, STOP_SIGNALS[mode]) && (await this.waitPostmasterGone(pid, timeoutMs))) return;
     if (mode !== 'immediate') {
-      this.log.warn({ mode }, `pg_ctl stop -m ${mode} did not finish in time: stopping immediately`);
-      const r2 = await this.run('pg_ctl', ['stop', '-D', this.dataDir, '-m', 'immediate', '-w', '-t', '30'], 35_000);
-      if (r2.code === 0 || this.postmasterPid() === null) return;
+      this.log.warn({ mode }, `${mode} shutdown did not finish in time: stopping immediately`);
+      if (this.signalPostmaster(pid, STOP_SIGNALS.immediate) && (await this.waitPostmasterGone(pid, 30_000))) return;
     }
-    throw new PostgresError(`pg_ctl stop failed (${exitText(r)}): ${lastLines(r.stderr, 3)}`);
+    if (this.postmasterPid() === null) return;
+    throw new PostgresError(`postgresql (pid ${pid}) did not stop (${mode}) within ${Math.round(timeoutMs / 1000)} s`);
+  }
+
+  /** false when the postmaster is already gone. */
+  private signalPostmaster(pid: number, sig: NodeJS.Signals): boolean {
+    // Re-checked right before signalling: the PID must still be our data dir's postmaster.
+    if (this.postmasterPid() !== pid) return false;
+    try {
+      process.kill(pid, sig);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw e;
+    }
+  }
+
+  private async waitPostmasterGone(pid: number, timeoutMs: number): Promise<boolean> {
+    const start = this.clock.now();
+    while (this.postmasterPid() === pid) {
+      const waited = this.clock.now() - start;
+      if (waited > timeoutMs) return false;
+      await this.clock.sleep(waited < 2000 ? 5 : 100);
+    }
+    return true;
+  }
+
+  async checkpoint(timeoutMs: number): Promise<void> {
+    const c = new pg.Client({ ...this.connParams(), statement_timeout: timeoutMs, query_timeout: timeoutMs + 1000 });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      await c.query('CHECKPOINT');
+    } finally {
+      await endWithin(c, 1000);
+    }
+  }
+
+  /** Restart with the same role and standby settings (REST POST /restart, scheduled restarts). */
+  async restart(timeoutMs: number): Promise<void> {
+    if (this.postmasterPid() === null) throw new PostgresError('restart: postgresql is not running');
+    const standby = this.standby !== undefined ? this.standby : await this.currentStandby();
+    const deadline = this.clock.now() + timeoutMs;
+    await this.stop('fast', timeoutMs);
+    await this.clearStaleLocks(Math.max(1000, deadline - this.clock.now()));
+    this.writeConfig(standby);
+    await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
+    await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
   }
 
   async promote(timeoutMs: number): Promise<void> {
     // pg_ctl's own wait polls every 100 ms at best; we watch pg_is_in_recovery() closely instead:
     // every millisecond here is a millisecond without a primary.
-    await this.mustRun('pg_ctl', ['promote', '-D', this.dataDir, '-W'], 30_000);
+    // pg_promote() on the connection we already have: no pg_ctl process to spawn first.
+    await this.query('SELECT pg_promote(false)').catch(async (e: unknown) => {
+      this.log.warn({ err: errorMessage(e) }, 'pg_promote() failed: using pg_ctl promote');
+      await this.mustRun('pg_ctl', ['promote', '-D', this.dataDir, '-W'], 30_000);
+    });
     const deadline = this.clock.now() + timeoutMs;
     while ((await this.query('SELECT pg_is_in_recovery() AS r'))[0]?.r === true) {
       if (this.clock.now() > deadline) throw new PostgresError('promote: still in recovery');

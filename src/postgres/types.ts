@@ -84,6 +84,13 @@ export interface PostgresControl {
    */
   start(opts: { upstream: UpstreamConn | null; timeoutMs: number }): Promise<void>;
   stop(mode: StopMode, timeoutMs: number): Promise<void>;
+  /**
+   * CHECKPOINT while still accepting writes, so that the shutdown checkpoint that follows (and the
+   * time without a primary) is short — Patroni's checkpoint before a graceful demotion.
+   */
+  checkpoint(timeoutMs: number): Promise<void>;
+  /** Stop (fast) and start again with the same role and standby settings. */
+  restart(timeoutMs: number): Promise<void>;
   /** pg_ctl promote and wait until out of recovery. */
   promote(timeoutMs: number): Promise<void>;
   /** Rewrite the standby settings (primary_conninfo, primary_slot_name) and reload; restarts if needed. */

@@ -95,6 +95,15 @@ export class FakePostgres implements PostgresControl {
     this.running = false;
   }
 
+  async checkpoint(): Promise<void> {
+    this.calls.push('checkpoint');
+  }
+
+  async restart(): Promise<void> {
+    if (!this.running) throw new Error('restart: not running');
+    this.calls.push('restart');
+  }
+
   async promote(): Promise<void> {
     this.calls.push('promote');
     this.inRecovery = false;

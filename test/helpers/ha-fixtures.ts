@@ -7,6 +7,8 @@ import type { HaObservation, HaSettings, PeerStatus } from '../../src/ha/types.j
 import { initialMemory } from '../../src/ha/types.js';
 
 export const NOW = 1_000_000;
+/** Wall clock of the observation: 2026-11-25T12:00:00Z. */
+export const WALL_NOW = Date.parse('2026-11-25T12:00:00Z');
 
 export const settings: HaSettings = {
   ttl: 30,
@@ -110,6 +112,7 @@ export function obs(o: Partial<HaObservation> & { cluster?: Cluster } = {}): HaO
   const { cluster: c, ...rest } = o;
   return {
     now: NOW,
+    wallNow: WALL_NOW,
     me: { name: 'm2', tags: {} },
     settings,
     dcs: { ok: true, cluster: c ?? cluster() },

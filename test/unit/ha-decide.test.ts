@@ -11,6 +11,11 @@ import { NOW, cluster, member, obs, peer, pgEmpty, pgPrimary, pgReplica, pgStopp
 
 const unlocked = (over: Parameters<typeof cluster>[0] = {}) =>
   cluster({ leader: null, members: [member('m2'), member('m3')], ...over });
+/** A failover key as the store gives it (version 7). */
+const fo = (f: { leader?: string; member?: string; scheduled_at?: string }) => ({ ...f, version: 7 });
+/** m1, the leader with a running primary, seeing `c` and healthy replicas m2, m3 (unless `peers`). */
+const asLeader = (c: Parameters<typeof cluster>[0], peers = [peer('m2'), peer('m3')]) =>
+  obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, cluster: cluster(c), peers });
 const m1Leads = (tl = 2) =>
   cluster({ members: [member('m1', { role: 'master', timeline: tl }), member('m2'), member('m3')] });
 
@@ -89,6 +94,30 @@ const rows: Row[] = [
   { name: 'paused: no leader race', o: obs({ cluster: unlocked(), peers: [], settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
   { name: 'paused: the leader keeps its lock', o: obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, settings: { ...settings, pause: true } }), expect: { action: 'lead' } },
   { name: 'paused: a stopped leader is not restarted', o: obs({ me: { name: 'm1', tags: {} }, pg: pgStopped, settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
+
+  // --- manual switchover / failover: the leader's side ---
+  { name: 'switchover to a healthy candidate: hand over gracefully, release the lock, follow it', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2' }) }), expect: { action: 'demote', mode: 'graceful', releaseLock: true, deadline: NOW + 30_000, follow: { member: 'm2', conn: { host: '127.0.0.1', port: 5002, slotName: 'm1' } } } },
+  { name: 'switchover without a candidate: hand over to whoever is healthiest', o: asLeader({ failover: fo({ leader: 'm1' }) }), expect: { action: 'demote', releaseLock: true, follow: null } },
+  { name: 'switchover to an unreachable candidate: clear the key, keep leading', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2' }) }, [peer('m2', { reachable: false }), peer('m3')]), expect: { action: 'clear_failover', version: 7 } },
+  { name: 'switchover to a nofailover candidate: clear the key', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2' }) }, [peer('m2', { nofailover: true }), peer('m3')]), expect: { action: 'clear_failover' } },
+  { name: 'switchover to a member that does not exist: clear the key', o: asLeader({ failover: fo({ leader: 'm1', member: 'm9' }) }), expect: { action: 'clear_failover' } },
+  { name: 'switchover with no healthy member: clear the key', o: asLeader({ failover: fo({ leader: 'm1' }) }, [peer('m2', { reachable: false }), peer('m3', { reachable: false })]), expect: { action: 'clear_failover' } },
+  { name: 'failover key naming another leader: stale, clear it', o: asLeader({ failover: fo({ leader: 'm3', member: 'm2' }) }), expect: { action: 'clear_failover' } },
+  { name: 'failover key naming the leader itself as candidate: clear it', o: asLeader({ failover: fo({ member: 'm1' }) }), expect: { action: 'clear_failover' } },
+  { name: 'switchover scheduled in the future: keep leading (and renewing)', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2', scheduled_at: '2026-11-25T12:05:00+00:00' }) }), expect: { action: 'lead' } },
+  { name: 'switchover scheduled just now: hand over', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2', scheduled_at: '2026-11-25T11:59:59+00:00' }) }), expect: { action: 'demote', releaseLock: true } },
+  { name: 'switchover scheduled long ago: stale, clear it', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2', scheduled_at: '2026-11-25T11:00:00+00:00' }) }), expect: { action: 'clear_failover' } },
+  { name: 'switchover key with an unparsable time: clear it', o: asLeader({ failover: fo({ leader: 'm1', scheduled_at: 'tomorrow' }) }), expect: { action: 'clear_failover' } },
+  { name: 'paused: a switchover to a named candidate still runs', o: { ...asLeader({ failover: fo({ leader: 'm1', member: 'm2' }) }), settings: { ...settings, pause: true } }, expect: { action: 'demote', releaseLock: true } },
+
+  // --- manual switchover / failover: the candidate's and the others' side ---
+  { name: 'candidate of a switchover holding the old leader\'s last WAL: take the lock and promote', o: obs({ cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }), status: { optime: 90 } }) }), expect: { action: 'acquire_lock', promote: true } },
+  { name: 'candidate of a switchover missing the old leader\'s last WAL record: wait for it', o: obs({ cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }), status: { optime: 100 } }) }), expect: { action: 'wait_for_wal', target: 100 } },
+  { name: 'candidate waited longer than ttl for WAL: give the race back', o: obs({ cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }), status: { optime: 100 } }), memory: { ...initialMemory, takeoverWaitSince: NOW - 31_000 } }), expect: { action: 'clear_failover', version: 7 } },
+  { name: 'candidate of a failover (no leader named): take over even if behind', o: obs({ cluster: unlocked({ failover: fo({ member: 'm2' }), status: { optime: 5_000_000 } }), peers: [peer('m3', { walPosition: 4_000_000 })] }), expect: { action: 'acquire_lock', promote: true } },
+  { name: 'paused: the named candidate still takes over', o: { ...obs({ cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }), status: { optime: 90 } }) }), settings: { ...settings, pause: true } }, expect: { action: 'acquire_lock', promote: true } },
+  { name: 'not the candidate, candidate healthy: do not race', o: obs({ me: { name: 'm3', tags: {} }, cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }) }), peers: [peer('m2', { walPosition: 50 })] }), expect: { action: 'noop' } },
+  { name: 'not the candidate, candidate unreachable: race as usual', o: obs({ me: { name: 'm3', tags: {} }, cluster: unlocked({ failover: fo({ leader: 'm1', member: 'm2' }) }), peers: [peer('m2', { reachable: false })] }), expect: { action: 'acquire_lock', promote: true } },
 ];
 
 for (const row of rows) {
@@ -113,6 +142,10 @@ test('needsPeerStatuses: only a running, eligible replica with the lock free', (
   assert.equal(needsPeerStatuses(obs({ cluster: unlocked(), me: { name: 'm2', tags: { nofailover: true } } })), false);
   assert.equal(needsPeerStatuses(obs({ cluster: unlocked(), pg: pgStopped })), false);
   assert.equal(needsPeerStatuses(obs({ cluster: unlocked(), dcs: { ok: false, error: 'x' } })), false);
+  const leaderWith = (f: ReturnType<typeof fo> | null) => obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, cluster: cluster({ failover: f }) });
+  assert.equal(needsPeerStatuses(leaderWith(null)), false, 'a leader without a switchover request');
+  assert.equal(needsPeerStatuses(leaderWith(fo({ leader: 'm1', member: 'm2' }))), true, 'a leader judging a due switchover');
+  assert.equal(needsPeerStatuses(leaderWith(fo({ leader: 'm1', scheduled_at: '2026-11-25T13:00:00+00:00' }))), false, 'not before its time');
 });
 
 test('decide is pure: the same observation gives the same decision', () => {
