@@ -27,7 +27,7 @@ export function decide(o: HaObservation): HaDecision {
   }
   const cluster = o.dcs.cluster;
   // Checked even while a start is in progress: a leader keeps its lock only if PostgreSQL is back within ttl.
-  if (cluster.leader?.name === o.me.name && pgDownTooLong(o)) {
+  if (cluster.leader?.name === o.me.name && !o.settings.pause && pgDownTooLong(o)) {
     return { action: 'release_lock', reason: 'postgresql did not come back within ttl: releasing the leader lock' };
   }
   if (o.memory.actionInProgress) return noop(`${o.memory.actionInProgress.name} in progress`);
@@ -236,6 +236,11 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
     const st = o.peers?.find((p) => p.name === candidate);
     if (!st || (st.reachable && st.inRecovery !== false)) return noop(`manual failover to ${candidate} in progress: not racing`);
   }
+  // Synchronous mode: only a member the leader recorded as synchronous holds every acknowledged commit.
+  const sync = cluster.sync?.sync_standby ?? [];
+  if (o.settings.synchronousMode && sync.length > 0 && !sync.includes(o.me.name)) {
+    return noop(`not racing: i am not a synchronous standby (sync: ${sync.join(', ')})`);
+  }
   const myWal = o.pg.walPosition;
   const lastLsn = cluster.status.optime ?? null;
   if (myWal === null) return noop('not racing for the leader lock: my wal position is unknown');
@@ -266,6 +271,17 @@ function decideFollower(o: HaObservation, cluster: Cluster, leader: string): HaD
   }
   const upstream = followTarget(o, cluster, leader);
   if (!upstream) return noop(`waiting for the member data of leader ${leader}`);
+  // A replica that diverged from the leader's timeline cannot follow it: PostgreSQL keeps refusing the
+  // new timeline and the replica silently stops replicating. Stop it, so that the rejoin path checks
+  // for divergence and rewinds (or stays stopped) instead of reporting a healthy replica.
+  const leaderTl = findMember(cluster, leader)?.data.timeline;
+  const since = o.memory.notStreamingSince;
+  if (
+    typeof leaderTl === 'number' && o.pg.timeline !== null && leaderTl > o.pg.timeline &&
+    since !== null && o.now - since > stuckAfterMs(o)
+  ) {
+    return { action: 'stop', reason: `not replicating from ${leader} (timeline ${leaderTl}, mine ${o.pg.timeline}): stopping to check whether i diverged`, mode: 'fast' };
+  }
   const want = `${upstream.conn.host}:${upstream.conn.port}`;
   if (o.pg.upstream !== want) {
     return { action: 'follow', reason: `following new upstream ${upstream.member} (${want})`, upstream };
@@ -312,6 +328,11 @@ export function sourceFromMember(m: Member, myName: string): Source | null {
   } catch {
     return null;
   }
+}
+
+/** How long a replica may go without streaming behind a newer leader timeline before it is checked. */
+function stuckAfterMs(o: HaObservation): number {
+  return Math.max(10_000, 3 * o.settings.loopWait * 1000);
 }
 
 function pgDownTooLong(o: HaObservation): boolean {

@@ -3,7 +3,7 @@
  * in the background through the ActionRunner so the loop keeps its session alive meanwhile; the next
  * tick sees them as `memory.actionInProgress`.
  */
-import type { DaemonConfig } from '../config/types.js';
+import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import type { Cluster, DcsStore } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import type { PostgresControl } from '../postgres/types.js';
@@ -31,6 +31,8 @@ export interface ExecState {
   wake(): void;
   /** Observe PostgreSQL and publish our member key now (not at the end of the tick). */
   publish(state?: string): Promise<void>;
+  /** The effective dynamic config now. */
+  dynamic(): DynamicConfig;
 }
 
 /** Generous bounds for PostgreSQL operations (the lock's safety does not depend on them). */
@@ -57,7 +59,10 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
     case 'start_replica':
       return runLong(p, s, 'starting', () => p.pg.start({ upstream: d.upstream?.conn ?? null, timeoutMs: START_TIMEOUT_MS }));
     case 'stop':
-      return p.pg.stop(d.mode, 60_000);
+      await p.pg.stop(d.mode, 60_000);
+      // Whatever we knew about divergence is re-checked before this data dir follows anyone again.
+      s.memory = { ...s.memory, rewind: null };
+      return;
     case 'acquire_lock':
       return acquireLock(d.promote, p, s);
     case 'promote':
@@ -153,7 +158,27 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
 }
 
 async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
-  await p.pg.promote(PROMOTE_TIMEOUT_MS);
+  const dyn = s.dynamic();
+  if (dyn.synchronous_mode !== false) {
+    // Patroni's enforce_primary_role: record ourselves as the source of truth (nobody synchronous
+    // yet) before promoting; if the sync key changed under us we may have lost the lock: not now.
+    const c = await p.store.load();
+    if (!(await p.store.setSync({ leader: p.config.name, sync_standby: null }, c.sync?.version ?? null))) {
+      p.log.warn('postponing promotion: the synchronous replication state was changed by somebody else');
+      s.wake();
+      return;
+    }
+    // Strict: commits wait for any standby until the loop has chosen one; else they run unprotected.
+    await p.pg.setSynchronousStandbyNames(dyn.synchronous_mode_strict ? '*' : '');
+  }
+  // PostgreSQL may take seconds to finish recovery: keep our session (and the lock) alive meanwhile,
+  // or the lease guard would have to stop the primary we are making.
+  const keepalive = setInterval(() => void p.store.refreshSession().catch(() => undefined), Math.max(500, (dyn.ttl * 1000) / 4));
+  try {
+    await p.pg.promote(PROMOTE_TIMEOUT_MS);
+  } finally {
+    clearInterval(keepalive);
+  }
   p.log.info('promoted to primary');
   s.wake();
 }

@@ -15,9 +15,14 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { decide, needsPeerStatuses } from './decide.js';
+import { planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
 import { initialMemory } from './types.js';
+
+/** How long a new leader watches for its chosen standbys to become synchronous before moving on. */
+const SYNC_CONFIRM_MS = 2000;
+const SYNC_RECHECK_MS = 100;
 
 export type PeerFetcher = (apiUrl: string, timeoutMs: number) => Promise<Record<string, unknown> | null>;
 
@@ -80,6 +85,10 @@ export class HaLoop {
   /** Ticks and the start of manual actions run one at a time. */
   private serial: Promise<unknown> = Promise.resolve();
   scheduledRestart: ScheduledRestart | null = null;
+  /** Synchronous mode on the leader: members in synchronous_standby_names → primary LSN when added. */
+  private syncInNames = new Map<string, number>();
+  /** The synchronous_standby_names we last set (undefined: not managed by this leadership). */
+  private syncNamesSet: string | undefined = undefined;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -100,6 +109,7 @@ export class HaLoop {
       bootstrapConfig: dynamicToStored(dynamic),
       wake: () => this.wake(),
       publish: (state) => this.publishNow(state),
+      dynamic: () => this.view.dynamic,
     };
     d.pg.configure(dynamic);
   }
@@ -258,6 +268,10 @@ export class HaLoop {
     const base = this.observation(dcs, pg);
     const peers = needsPeerStatuses(base) ? await this.fetchPeers(base) : null;
     const decision = decide({ ...base, peers });
+    if (decision.action !== 'lead') {
+      this.syncNamesSet = undefined;
+      this.syncInNames.clear();
+    }
     if (decision.action !== 'wait_for_wal' && this.exec.memory.takeoverWaitSince !== null) {
       this.exec.memory = { ...this.exec.memory, takeoverWaitSince: null };
     }
@@ -374,6 +388,7 @@ export class HaLoop {
       removeDataDirectoryOnRewindFailure: config.postgresql.remove_data_directory_on_rewind_failure,
       removeDataDirectoryOnDivergedTimelines: config.postgresql.remove_data_directory_on_diverged_timelines,
       pause: dyn.pause,
+      synchronousMode: dyn.synchronous_mode !== false,
     };
     return {
       now: clock.now(),
@@ -393,6 +408,10 @@ export class HaLoop {
     if (!pg.running && m.pgDownSince === null && pg.dataDir === 'initialized') {
       this.exec.memory = { ...m, pgDownSince: this.d.clock.now() };
     }
+    const stalled = pg.running && pg.accepting && pg.inRecovery === true && !pg.streaming;
+    const n = this.exec.memory;
+    if (!stalled && n.notStreamingSince !== null) this.exec.memory = { ...n, notStreamingSince: null };
+    if (stalled && n.notStreamingSince === null) this.exec.memory = { ...n, notStreamingSince: this.d.clock.now() };
   }
 
   /** GET /patroni of every other member we know of (this and the previous snapshot), in parallel. */
@@ -451,6 +470,63 @@ export class HaLoop {
       await this.d.pg.syncSlots(names).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
     }
     await this.updateHistory(cluster, pg);
+    await this.syncReplication(cluster, pg);
+  }
+
+  /**
+   * synchronous_mode on the leader (Patroni's process_sync_replication, without its loop_wait pauses):
+   * shrink the `sync` key to members that stay synchronous, point synchronous_standby_names at the
+   * chosen standbys, watch closely until PostgreSQL reports them synchronous with every earlier WAL
+   * record flushed, then record them in `sync` — only members listed there may be promoted.
+   */
+  private async syncReplication(cluster: Cluster, pg: PgObservation): Promise<void> {
+    const { store, config, clock } = this.d;
+    const dyn = this.view.dynamic;
+    const me = config.name;
+    if (dyn.synchronous_mode === false) {
+      if (this.syncNamesSet !== undefined) await this.d.pg.setSynchronousStandbyNames(undefined);
+      this.syncNamesSet = undefined;
+      this.syncInNames.clear();
+      if (cluster.sync) await store.deleteSync();
+      return;
+    }
+    const count = Math.max(1, dyn.synchronous_node_count);
+    const current = cluster.sync?.leader === me ? [...cluster.sync.sync_standby] : [];
+    const plan = (rows: PgObservation['replication']) => planSync({ me, members: cluster.members, replication: rows, inNames: this.syncInNames, count });
+    let p = plan(pg.replication);
+    const names = synchronousStandbyNames(p.picked, count, dyn.synchronous_mode_strict);
+    if (names !== this.syncNamesSet) {
+      const keep = current.filter((n) => p.picked.includes(n) && p.confirmed.includes(n));
+      if (!sameSet(keep, current)) await this.writeSync(keep);
+      await this.d.pg.setSynchronousStandbyNames(names);
+      this.syncNamesSet = names;
+      const lsn = (await this.d.pg.observe()).walPosition ?? 0;
+      this.syncInNames = new Map(p.picked.map((n) => [n, this.syncInNames.get(n) ?? lsn]));
+      const deadline = clock.now() + SYNC_CONFIRM_MS;
+      for (;;) {
+        p = plan((await this.d.pg.observe()).replication);
+        if (sameSet(p.confirmed, p.picked) || clock.now() > deadline) break;
+        await clock.sleep(20);
+      }
+      this.d.log.info({ synchronous_standby_names: names, confirmed: p.confirmed }, 'synchronous standbys chosen');
+      if (!sameSet(p.confirmed, keep) || cluster.sync?.leader !== me) await this.writeSync(p.confirmed);
+      this.soonIfShort(p.confirmed.length, count, cluster);
+      return;
+    }
+    if (!sameSet(p.confirmed, current) || cluster.sync?.leader !== me) await this.writeSync(p.confirmed);
+    this.soonIfShort(p.confirmed.length, count, cluster);
+  }
+
+  /** Fewer synchronous standbys than wanted while others could be: look again in a moment, not after loop_wait. */
+  private soonIfShort(have: number, want: number, cluster: Cluster): void {
+    const possible = cluster.members.filter((m) => m.name !== this.d.config.name && m.data.tags?.nosync !== true).length;
+    if (have < Math.min(want, possible)) setTimeout(() => this.wake(), SYNC_RECHECK_MS).unref();
+  }
+
+  private async writeSync(names: readonly string[]): Promise<void> {
+    const c = await this.d.store.load();
+    const ok = await this.d.store.setSync({ leader: this.d.config.name, sync_standby: names.length ? [...names].sort().join(',') : null }, c.sync?.version ?? null);
+    if (!ok) this.d.log.warn('could not record the synchronous standbys (sync key changed concurrently)');
   }
 
   /** Dynamic `postgresql.parameters` changed in the store: every member rewrites its config and reloads. */

@@ -16,6 +16,8 @@ export interface HaSettings {
   readonly removeDataDirectoryOnRewindFailure: boolean;
   readonly removeDataDirectoryOnDivergedTimelines: boolean;
   readonly pause: boolean;
+  /** synchronous_mode on (true or quorum): only a member listed in the `sync` key may be promoted. */
+  readonly synchronousMode: boolean;
 }
 
 /** A member we could copy from or follow: its name and where its PostgreSQL listens. */
@@ -54,6 +56,8 @@ export interface HaMemory {
    * leader's last WAL record (null: not waiting).
    */
   readonly takeoverWaitSince: number | null;
+  /** Monotonic time since which the running replica has not been streaming (null: streaming or not a replica). */
+  readonly notStreamingSince: number | null;
 }
 
 export const initialMemory: HaMemory = Object.freeze({
@@ -62,6 +66,7 @@ export const initialMemory: HaMemory = Object.freeze({
   actionInProgress: null,
   bootstrapFailed: false,
   takeoverWaitSince: null,
+  notStreamingSince: null,
 });
 
 export type DcsView =

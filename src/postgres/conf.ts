@@ -52,6 +52,8 @@ export const RECOVERY_PARAMETERS: ReadonlySet<string> = new Set([
  * Recovery settings we write ourselves; restore_command and friends from `parameters` stay (they are
  * how a member reads an archive). Files are never relocated through parameters either.
  */
+const WAL_RETRIEVE_RETRY_INTERVAL = '500ms';
+
 const OURS_ONLY = new Set(['primary_conninfo', 'primary_slot_name', 'recovery_target_timeline', 'config_file', 'data_directory',
   'recovery_target', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid', 'recovery_target_lsn', 'standby_mode']);
 
@@ -92,6 +94,8 @@ export interface ParamOptions {
    * lock file goes there, so it must be writable by the PostgreSQL user; the socket path must stay short).
    */
   socketDir?: string;
+  /** synchronous_standby_names as the leader manages it in synchronous_mode (undefined: not managed). */
+  synchronousStandbyNames?: string;
 }
 
 /** The data dir's parent: where the default socket goes. */
@@ -135,6 +139,9 @@ export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig
   const segments = params.wal_keep_segments;
   delete params.wal_keep_segments;
   if (params.wal_keep_size === undefined) params.wal_keep_size = segments !== undefined ? `${toInt(segments)! * 16}MB` : '128MB';
+  // PostgreSQL's 5 s default delays a promotion requested right after the walreceiver lost a dead
+  // primary (up to 15 waits out the interval first), and slows every replica's reconnect.
+  params.wal_retrieve_retry_interval ??= WAL_RETRIEVE_RETRY_INTERVAL;
   const dataDir = resolve(config.postgresql.data_dir);
   for (const [k, file] of [['hba_file', 'pg_hba.conf'], ['ident_file', 'pg_ident.conf']] as const) {
     const v = params[k];
@@ -142,6 +149,7 @@ export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig
   }
   params.unix_socket_directories ??= opts.socketDir ?? defaultSocketDir(config);
   for (const k of OURS_ONLY) delete params[k];
+  if (opts.synchronousStandbyNames !== undefined) params.synchronous_standby_names = opts.synchronousStandbyNames;
   return params;
 }
 

@@ -70,6 +70,8 @@ export class LocalPostgres implements PostgresControl {
   readonly logFile: string;
   private client: pg.Client | null = null;
   private cachedControl: ControlData | null = null;
+  /** synchronous_standby_names managed by the HA loop in synchronous_mode (undefined: not managed). */
+  private syncNames: string | undefined = undefined;
   /** The standby settings we last wrote (undefined: not written by this process yet). */
   private standby: Standby | undefined = undefined;
 
@@ -272,6 +274,7 @@ export class LocalPostgres implements PostgresControl {
         includeBase: existsSync(join(this.dataDir, 'postgresql.base.conf')),
         socketDir: this.socketDir(),
         standby: settings,
+        ...(this.syncNames !== undefined ? { synchronousStandbyNames: this.syncNames } : {}),
       }),
     );
     writePgFile(join(this.dataDir, 'pg_hba.conf'), pgHbaConf(this.cfg, this.dynamic));
@@ -624,6 +627,13 @@ export class LocalPostgres implements PostgresControl {
     this.log.info('restarting to follow a new upstream (PostgreSQL < 13 reads primary_conninfo at start only)');
     await this.stop('fast', 60_000);
     await this.start({ upstream, timeoutMs: 300_000 });
+  }
+
+  async setSynchronousStandbyNames(value: string | undefined): Promise<void> {
+    if (value === this.syncNames) return;
+    this.syncNames = value;
+    this.log.info({ synchronous_standby_names: value ?? '(not managed)' }, 'synchronous_standby_names changed');
+    await this.reloadConfig();
   }
 
   async reloadConfig(): Promise<void> {

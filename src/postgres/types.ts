@@ -107,6 +107,11 @@ export interface PostgresControl {
    * the leader publishes it in the store's `history` key after a promotion.
    */
   timelineHistory?(): Promise<Array<[number, number, string]>>;
+  /**
+   * synchronous_standby_names in synchronous_mode (undefined: not managed, the configured value
+   * stands); rewrites the config and reloads a running server.
+   */
+  setSynchronousStandbyNames(value: string | undefined): Promise<void>;
   /** Apply parameter changes: reload; report whether a restart is pending. */
   reloadConfig(): Promise<void>;
   close(): Promise<void>;

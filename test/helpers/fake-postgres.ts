@@ -95,6 +95,12 @@ export class FakePostgres implements PostgresControl {
     this.running = false;
   }
 
+  syncNames: string | undefined = undefined;
+
+  async setSynchronousStandbyNames(v: string | undefined): Promise<void> {
+    this.syncNames = v;
+  }
+
   async checkpoint(): Promise<void> {
     this.calls.push('checkpoint');
   }

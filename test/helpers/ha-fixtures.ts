@@ -18,6 +18,7 @@ export const settings: HaSettings = {
   removeDataDirectoryOnRewindFailure: false,
   removeDataDirectoryOnDivergedTimelines: false,
   pause: false,
+  synchronousMode: false,
 };
 
 export function member(name: string, data: Partial<MemberData> = {}): Member {

@@ -95,6 +95,11 @@ const rows: Row[] = [
   { name: 'paused: the leader keeps its lock', o: obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, settings: { ...settings, pause: true } }), expect: { action: 'lead' } },
   { name: 'paused: a stopped leader is not restarted', o: obs({ me: { name: 'm1', tags: {} }, pg: pgStopped, settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
 
+  // --- a running replica that cannot follow the leader's newer timeline ---
+  { name: 'replica not streaming for long behind a newer leader timeline: stop it to check for divergence', o: obs({ pg: { ...pgReplica, streaming: false, timeline: 1 }, cluster: m1Leads(2), memory: { ...initialMemory, notStreamingSince: NOW - 31_000 } }), expect: { action: 'stop', mode: 'fast' } },
+  { name: 'replica briefly not streaming after a failover: give it time', o: obs({ pg: { ...pgReplica, streaming: false, timeline: 1 }, cluster: m1Leads(2), memory: { ...initialMemory, notStreamingSince: NOW - 2_000 } }), expect: { action: 'noop' } },
+  { name: 'replica not streaming on the leader\'s own timeline: not a divergence', o: obs({ pg: { ...pgReplica, streaming: false, timeline: 2 }, cluster: m1Leads(2), memory: { ...initialMemory, notStreamingSince: NOW - 60_000 } }), expect: { action: 'noop' } },
+
   // --- manual switchover / failover: the leader's side ---
   { name: 'switchover to a healthy candidate: hand over gracefully, release the lock, follow it', o: asLeader({ failover: fo({ leader: 'm1', member: 'm2' }) }), expect: { action: 'demote', mode: 'graceful', releaseLock: true, deadline: NOW + 30_000, follow: { member: 'm2', conn: { host: '127.0.0.1', port: 5002, slotName: 'm1' } } } },
   { name: 'switchover without a candidate: hand over to whoever is healthiest', o: asLeader({ failover: fo({ leader: 'm1' }) }), expect: { action: 'demote', releaseLock: true, follow: null } },

@@ -1,0 +1,73 @@
+/**
+ * synchronous_mode on a real 3-member cluster: the leader records its synchronous standby in the
+ * store's `sync` key and points synchronous_standby_names at it; a writer commits continuously while
+ * the primary (daemon and postmaster) is killed with -9, ten times in a row: only the synchronous
+ * standby is promoted, and every acknowledged commit is on it.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ClusterJson } from '../../src/api/cluster-json.js';
+import { Writer, clusterView, killMember, leaderOf, query, restartMember, startTestCluster, waitFor, type TestCluster } from '../helpers/e2e.js';
+
+const ROUNDS = 10;
+let tc: TestCluster;
+
+before(async () => {
+  tc = await startTestCluster({ members: 3, ttl: 5, loopWait: 1, retryTimeout: 2, extra: { dcs: { synchronous_mode: true } } });
+});
+
+after(async () => {
+  await tc?.destroy();
+});
+
+/** A leader, two running replicas, one of them recorded as the synchronous standby. */
+async function syncHealthy(timeoutMs: number): Promise<{ view: ClusterJson; leader: string; sync: string }> {
+  return waitFor('a leader with a recorded synchronous standby and two running replicas', timeoutMs, async () => {
+    const v = await clusterView(tc.state);
+    if (!v) return null;
+    const leaders = v.members.filter((m) => m.role === 'leader' && m.state === 'running');
+    const syncs = v.members.filter((m) => m.role === 'sync_standby' && m.state === 'running');
+    const running = v.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number');
+    if (leaders.length !== 1 || syncs.length !== 1 || running.length !== 2) return null;
+    return { view: v, leader: leaders[0]!.name, sync: syncs[0]!.name };
+  });
+}
+
+test('the leader records its synchronous standby and PostgreSQL waits for exactly that one', async () => {
+  const { leader, sync } = await syncHealthy(180_000);
+  const names = (await query<{ s: string }>(tc.state, leader, "SELECT current_setting('synchronous_standby_names') AS s"))[0]?.s;
+  assert.equal(names, `"${sync}"`);
+  const rows = await query<{ a: string; s: string }>(tc.state, leader, 'SELECT application_name AS a, sync_state AS s FROM pg_stat_replication');
+  assert.deepEqual(rows.filter((r) => r.s === 'sync').map((r) => r.a), [sync]);
+  await query(tc.state, leader, 'CREATE TABLE acked(id int PRIMARY KEY)');
+});
+
+test(`kill -9 of the primary, ${ROUNDS} times under a writer: the synchronous standby takes over with every acknowledged commit`, async () => {
+  const writer = new Writer(tc.state, 900_000);
+  writer.start();
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      const { leader, sync } = await syncHealthy(120_000);
+      const before = writer.acked.length;
+      await waitFor(`round ${round}: the writer commits on ${leader}`, 30_000, async () => writer.acked.length >= before + 10);
+      await killMember(tc.state, leader);
+      const ackedAtKill = [...writer.acked];
+      const next = await waitFor(`round ${round}: a new primary after ${leader}`, 60_000, async () => {
+        const v = await clusterView(tc.state);
+        const l = v?.members.find((m) => m.role === 'leader' && m.state === 'running');
+        return l && l.name !== leader ? l.name : null;
+      });
+      assert.equal(next, sync, `round ${round}: only the synchronous standby may be promoted`);
+      const present = new Set((await query<{ id: number }>(tc.state, next, 'SELECT id FROM acked')).map((r) => r.id));
+      const lost = ackedAtKill.filter((id) => !present.has(id));
+      assert.deepEqual(lost, [], `round ${round}: acknowledged commits missing on ${next}`);
+      restartMember(tc.state, leader);
+    }
+  } finally {
+    await writer.stop();
+  }
+  const { leader } = await syncHealthy(120_000);
+  const present = new Set((await query<{ id: number }>(tc.state, leader, 'SELECT id FROM acked')).map((r) => r.id));
+  assert.ok(writer.acked.length > ROUNDS * 10);
+  assert.deepEqual(writer.acked.filter((id) => !present.has(id)), [], 'every acknowledged commit survived all rounds');
+});
