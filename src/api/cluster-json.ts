@@ -6,7 +6,8 @@ import type { Cluster, Member } from '../dcs/types.js';
 
 export interface ClusterMemberJson {
   name: string;
-  role: 'leader' | 'standby_leader' | 'sync_standby' | 'replica';
+  /** quorum_standby: a member of the quorum in `synchronous_mode: quorum` (Patroni 4). */
+  role: 'leader' | 'standby_leader' | 'sync_standby' | 'quorum_standby' | 'replica';
   state: string;
   api_url: string;
   host?: string;
@@ -86,10 +87,11 @@ export function clusterAsJson(cluster: Cluster, scope: string, opts: { standbyCl
   const leaderName = cluster.leader?.name ?? null;
   const clusterLsn = clusterLastLsn(cluster) ?? 0;
   const sync = new Set(cluster.sync?.sync_standby ?? []);
+  const quorum = cluster.config?.value.synchronous_mode === 'quorum';
   const standby = opts.standbyCluster === true || isStandbyClusterConfig(cluster.config?.value.standby_cluster);
   const members = cluster.members.map((m): ClusterMemberJson => {
     const isLeader = m.name === leaderName;
-    const role: ClusterMemberJson['role'] = isLeader ? (standby ? 'standby_leader' : 'leader') : sync.has(m.name) ? 'sync_standby' : 'replica';
+    const role: ClusterMemberJson['role'] = isLeader ? (standby ? 'standby_leader' : 'leader') : sync.has(m.name) ? (quorum ? 'quorum_standby' : 'sync_standby') : 'replica';
     const j: ClusterMemberJson = { name: m.name, role, state: typeof m.data.state === 'string' ? m.data.state : '', api_url: m.data.api_url };
     const { host, port } = memberHostPort(m);
     if (host) {

@@ -3,7 +3,7 @@
  * the store adapters. Pure. Parsing is lenient like Patroni's `from_node` parsers: a bad value reads as
  * what Patroni would make of it, and never makes load() fail.
  */
-import type { Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Member, MemberData, SyncState } from './types.js';
+import type { Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Member, MemberData, SyncState, SyncValue } from './types.js';
 import { emptyCluster } from './types.js';
 
 /**
@@ -114,7 +114,8 @@ export function parseSync(node: RawNode): SyncState {
   const j = parseJson(node.value);
   const o = isObj(j) ? j : {};
   const names = typeof o.sync_standby === 'string' ? o.sync_standby.split(',').map((s) => s.trim()).filter(Boolean) : [];
-  return { leader: str(o.leader), sync_standby: names, version: node.version };
+  const quorum = typeof o.quorum === 'number' && Number.isInteger(o.quorum) && o.quorum >= 0 ? o.quorum : undefined;
+  return { leader: str(o.leader), sync_standby: names, ...(quorum !== undefined ? { quorum } : {}), version: node.version };
 }
 
 /** TimelineHistory.from_node: a JSON list of `[timeline, lsn, reason, timestamp?, leader?]`; else empty. */
@@ -205,8 +206,8 @@ export function serializeFailover(value: { leader?: string; member?: string; sch
 }
 
 /** Patroni's sync_state(): `sync_standby` is the comma-joined names, or null for none. */
-export function serializeSync(value: { leader: string; sync_standby: string | null }): string {
-  return JSON.stringify({ leader: value.leader, sync_standby: value.sync_standby || null });
+export function serializeSync(value: SyncValue): string {
+  return JSON.stringify({ leader: value.leader, sync_standby: value.sync_standby || null, ...(value.quorum !== undefined ? { quorum: value.quorum } : {}) });
 }
 
 export function serializeHistory(history: readonly HistoryEntry[]): string {

@@ -38,7 +38,7 @@ import {
   serializeSync,
   type RawNode,
 } from './codec.js';
-import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData } from './types.js';
+import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData, SyncValue } from './types.js';
 
 export interface Etcd3StoreOptions {
   /** `host:port` or `http(s)://host:port`. */
@@ -361,7 +361,7 @@ export class Etcd3Store implements DcsStore {
     return this.txn('delete failover', this.deadline(), compare, [this.deleteOp(KEYS.failover)]);
   }
 
-  setSync(value: { leader: string; sync_standby: string | null }, version: number | null): Promise<boolean> {
+  setSync(value: SyncValue, version: number | null): Promise<boolean> {
     return this.txn('set sync', this.deadline(), [this.unchangedSince(KEYS.sync, version)], [this.putOp(KEYS.sync, serializeSync(value))]);
   }
 

@@ -17,7 +17,7 @@ import {
   serializeSync,
   type RawNode,
 } from './codec.js';
-import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData } from './types.js';
+import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData, SyncValue } from './types.js';
 
 interface Entry {
   value: string;
@@ -262,7 +262,7 @@ export class MemoryStore implements DcsStore {
     });
   }
 
-  setSync(value: { leader: string; sync_standby: string | null }, version: number | null): Promise<boolean> {
+  setSync(value: SyncValue, version: number | null): Promise<boolean> {
     return this.cas(KEYS.sync, version, serializeSync(value));
   }
 

@@ -46,7 +46,16 @@ export interface FailoverRequest {
 export interface SyncState {
   readonly leader?: string;
   readonly sync_standby: readonly string[];
+  /** Quorum commit (Patroni 4 `synchronous_mode: quorum`): every commit is on this many of sync_standby. */
+  readonly quorum?: number;
   readonly version: number;
+}
+
+/** What a leader writes to `sync`: comma-joined names or null, and the quorum in quorum mode. */
+export interface SyncValue {
+  leader: string;
+  sync_standby: string | null;
+  quorum?: number;
 }
 
 /** `[timeline, lsn, reason, timestamp, new_leader]`: the LSN is where `timeline` ended. */
@@ -126,7 +135,7 @@ export interface DcsStore {
   /** CAS on `version` (null: create only if absent). */
   setFailover(value: { leader?: string; member?: string; scheduled_at?: string }, version: number | null): Promise<boolean>;
   deleteFailover(version?: number): Promise<boolean>;
-  setSync(value: { leader: string; sync_standby: string | null }, version: number | null): Promise<boolean>;
+  setSync(value: SyncValue, version: number | null): Promise<boolean>;
   deleteSync(): Promise<boolean>;
 
   /** Change the session TTL and the per-call deadline (dynamic config changed). */

@@ -17,6 +17,7 @@
 import type { Cluster, FailoverRequest, Member } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import { formatLsn } from '../postgres/lsn.js';
+import { quorumVisible } from './sync.js';
 import { slotNameForMember } from '../postgres/types.js';
 import type { HaDecision, HaObservation, Source } from './types.js';
 
@@ -240,6 +241,12 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
   const sync = cluster.sync?.sync_standby ?? [];
   if (o.settings.synchronousMode && sync.length > 0 && !sync.includes(o.me.name)) {
     return noop(`not racing: i am not a synchronous standby (sync: ${sync.join(', ')})`);
+  }
+  const quorum = cluster.sync?.quorum;
+  if (o.settings.quorumCommit && sync.length > 0 && quorum !== undefined) {
+    if (o.peers === null) return noop('not racing yet: statuses of the quorum members unknown');
+    const { have, need } = quorumVisible(sync, quorum, o.me.name, o.peers.filter((p) => p.reachable).map((p) => p.name));
+    if (have < need) return noop(`not racing: i see ${have} of the quorum members, ${need} are needed to prove i hold every acknowledged commit`);
   }
   const myWal = o.pg.walPosition;
   const lastLsn = cluster.status.optime ?? null;

@@ -15,7 +15,7 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { decide, needsPeerStatuses } from './decide.js';
-import { planSync, sameSet, synchronousStandbyNames } from './sync.js';
+import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
 import { initialMemory } from './types.js';
@@ -89,6 +89,8 @@ export class HaLoop {
   private syncInNames = new Map<string, number>();
   /** The synchronous_standby_names we last set (undefined: not managed by this leadership). */
   private syncNamesSet: string | undefined = undefined;
+  /** Quorum mode: the primary's WAL position when synchronous_standby_names last changed. */
+  private quorumSince: number | null = null;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -270,6 +272,7 @@ export class HaLoop {
     const decision = decide({ ...base, peers });
     if (decision.action !== 'lead') {
       this.syncNamesSet = undefined;
+      this.quorumSince = null;
       this.syncInNames.clear();
     }
     if (decision.action !== 'wait_for_wal' && this.exec.memory.takeoverWaitSince !== null) {
@@ -389,6 +392,7 @@ export class HaLoop {
       removeDataDirectoryOnDivergedTimelines: config.postgresql.remove_data_directory_on_diverged_timelines,
       pause: dyn.pause,
       synchronousMode: dyn.synchronous_mode !== false,
+      quorumCommit: dyn.synchronous_mode === 'quorum',
     };
     return {
       now: clock.now(),
@@ -490,6 +494,7 @@ export class HaLoop {
       if (cluster.sync) await store.deleteSync();
       return;
     }
+    if (dyn.synchronous_mode === 'quorum') return this.quorumReplication(cluster, pg);
     const count = Math.max(1, dyn.synchronous_node_count);
     const current = cluster.sync?.leader === me ? [...cluster.sync.sync_standby] : [];
     const plan = (rows: PgObservation['replication']) => planSync({ me, members: cluster.members, replication: rows, inNames: this.syncInNames, count });
@@ -523,9 +528,51 @@ export class HaLoop {
     if (have < Math.min(want, possible)) setTimeout(() => this.wake(), SYNC_RECHECK_MS).unref();
   }
 
-  private async writeSync(names: readonly string[]): Promise<void> {
+  /**
+   * Quorum commit: list every eligible standby in `ANY k (…)`. The `sync` key must always under-promise:
+   * before the list changes it is widened (union of old and new, the smaller k); it names exactly the
+   * new list only once k of its members flushed everything written before the change.
+   */
+  private async quorumReplication(cluster: Cluster, pg: PgObservation): Promise<void> {
+    const { clock, config } = this.d;
+    const dyn = this.view.dynamic;
+    const me = config.name;
+    const count = Math.max(1, dyn.synchronous_node_count);
+    const mine = cluster.sync?.leader === me;
+    const key = { names: mine ? [...cluster.sync!.sync_standby] : [], quorum: mine ? (cluster.sync!.quorum ?? 0) : 0 };
+    const plan = (rows: PgObservation['replication']) =>
+      planQuorum({ me, members: cluster.members, replication: rows, count, strict: dyn.synchronous_mode_strict, since: this.quorumSince });
+    let p = plan(pg.replication);
+    if (p.names !== this.syncNamesSet) {
+      if (key.names.length > 0) {
+        const union = [...new Set([...key.names, ...p.listed])];
+        const k = Math.min(key.quorum, p.k);
+        if (!sameSet(union, key.names) || k !== key.quorum) await this.writeSync(union, k);
+      }
+      await this.d.pg.setSynchronousStandbyNames(p.names);
+      this.syncNamesSet = p.names;
+      this.quorumSince = (await this.d.pg.observe()).walPosition ?? 0;
+      const deadline = clock.now() + SYNC_CONFIRM_MS;
+      for (;;) {
+        p = plan((await this.d.pg.observe()).replication);
+        if (p.covered.length >= p.k || clock.now() > deadline) break;
+        await clock.sleep(20);
+      }
+      this.d.log.info({ synchronous_standby_names: p.names, covered: p.covered }, 'quorum standbys chosen');
+    }
+    if (p.listed.length === 0) {
+      // Nobody to wait for (non-strict: commits run unprotected): promise nothing.
+      if (key.names.length > 0) await this.writeSync([], 0);
+    } else if (p.covered.length >= p.k && (!sameSet(p.listed, key.names) || key.quorum !== p.k)) {
+      await this.writeSync(p.listed, p.k);
+    }
+    this.soonIfShort(p.covered.length >= p.k ? p.listed.length : 0, count, cluster);
+  }
+
+  private async writeSync(names: readonly string[], quorum?: number): Promise<void> {
     const c = await this.d.store.load();
-    const ok = await this.d.store.setSync({ leader: this.d.config.name, sync_standby: names.length ? [...names].sort().join(',') : null }, c.sync?.version ?? null);
+    const value = { leader: this.d.config.name, sync_standby: names.length ? [...names].sort().join(',') : null, ...(quorum !== undefined && names.length ? { quorum } : {}) };
+    const ok = await this.d.store.setSync(value, c.sync?.version ?? null);
     if (!ok) this.d.log.warn('could not record the synchronous standbys (sync key changed concurrently)');
   }
 

@@ -18,6 +18,8 @@ export interface HaSettings {
   readonly pause: boolean;
   /** synchronous_mode on (true or quorum): only a member listed in the `sync` key may be promoted. */
   readonly synchronousMode: boolean;
+  /** synchronous_mode: quorum — `ANY k (…)`, promotion needs a visible quorum (Patroni 4). */
+  readonly quorumCommit: boolean;
 }
 
 /** A member we could copy from or follow: its name and where its PostgreSQL listens. */

@@ -1,7 +1,7 @@
 /** Synchronous replication, the pure part: whom to make synchronous and whom to record as promotable. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planSync, synchronousStandbyNames } from '../../src/ha/sync.js';
+import { planQuorum, planSync, quorumVisible, synchronousStandbyNames } from '../../src/ha/sync.js';
 import { decide } from '../../src/ha/decide.js';
 import type { ReplicationRow } from '../../src/postgres/types.js';
 import { cluster, member, obs, peer, settings } from '../helpers/ha-fixtures.js';
@@ -69,4 +69,41 @@ test('decide, synchronous mode: the recorded synchronous standby races', () => {
 test('decide, synchronous mode with nobody recorded (the old primary ran without a sync standby): anyone healthy races', () => {
   const d = decide({ ...obs({ cluster: unlockedSync([]), peers: [peer('m3')] }), settings: syncOn });
   assert.equal(d.action, 'acquire_lock');
+});
+
+test('planQuorum: every eligible standby listed in ANY k; covered once flushed past the change', () => {
+  const rows = [row('m2', { flush_lsn: 900 }), row('m3', { flush_lsn: 1200 }), row('m4')];
+  const p = planQuorum({ me: 'm1', members, replication: rows, count: 1, strict: false, since: 1000 });
+  assert.deepEqual(p, { listed: ['m2', 'm3'], k: 1, names: 'ANY 1 ("m2","m3")', covered: ['m3'] });
+  assert.equal(planQuorum({ me: 'm1', members, replication: rows, count: 5, strict: false, since: null }).k, 2, 'non-strict: k at most the listed');
+  assert.equal(planQuorum({ me: 'm1', members, replication: rows, count: 5, strict: true, since: null }).names, 'ANY 5 ("m2","m3")', 'strict: writes wait');
+  assert.equal(planQuorum({ me: 'm1', members, replication: [], count: 1, strict: true, since: null }).names, '*');
+  assert.equal(planQuorum({ me: 'm1', members, replication: [], count: 1, strict: false, since: null }).names, '');
+});
+
+test('quorumVisible: n − k + 1 listed members, us included, must be visible', () => {
+  assert.deepEqual(quorumVisible(['m2', 'm3'], 1, 'm2', ['m3']), { have: 2, need: 2 });
+  assert.deepEqual(quorumVisible(['m2', 'm3'], 1, 'm2', []), { have: 1, need: 2 });
+  assert.deepEqual(quorumVisible(['m2', 'm3', 'm4'], 2, 'm2', ['m9']), { have: 1, need: 2 });
+  assert.deepEqual(quorumVisible(['m2', 'm3', 'm4'], 2, 'm2', ['m4']), { have: 2, need: 2 });
+});
+
+const quorumOn = { ...settings, synchronousMode: true, quorumCommit: true };
+const unlockedQuorum = (sync: string[], quorum: number) =>
+  cluster({ leader: null, members: [member('m2'), member('m3'), member('m4')], sync: { leader: 'm1', sync_standby: sync, quorum, version: 1 } });
+
+test('decide, quorum: a quorum member that cannot see enough of the quorum does not race', () => {
+  const d = decide({ ...obs({ cluster: unlockedQuorum(['m2', 'm3', 'm4'], 1), peers: [peer('m3'), peer('m4', { reachable: false })] }), settings: quorumOn });
+  assert.equal(d.action, 'noop');
+  assert.match(d.reason, /2 of the quorum members, 3 are needed/);
+});
+
+test('decide, quorum: seeing enough members and the most advanced of them: race', () => {
+  const d = decide({ ...obs({ cluster: unlockedQuorum(['m2', 'm3', 'm4'], 2), peers: [peer('m3', { walPosition: 90 }), peer('m4', { reachable: false })] }), settings: quorumOn });
+  assert.equal(d.action, 'acquire_lock');
+});
+
+test('decide, quorum: a visible quorum member ahead of us wins instead', () => {
+  const d = decide({ ...obs({ cluster: unlockedQuorum(['m2', 'm3'], 1), peers: [peer('m3', { walPosition: 150 })] }), settings: quorumOn });
+  assert.equal(d.action, 'noop');
 });
