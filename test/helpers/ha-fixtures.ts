@@ -19,6 +19,7 @@ export const settings: HaSettings = {
   removeDataDirectoryOnDivergedTimelines: false,
   pause: false,
   synchronousMode: false,
+  quorumCommit: false,
 };
 
 export function member(name: string, data: Partial<MemberData> = {}): Member {
