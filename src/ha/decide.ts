@@ -107,6 +107,8 @@ function decidePaused(o: HaObservation, cluster: Cluster): HaDecision {
 function decideEmptyDataDir(o: HaObservation, cluster: Cluster): HaDecision {
   if (cluster.initialize === null && cluster.leader === null) {
     if (o.memory.bootstrapFailed) return noop('bootstrap failed earlier: not retrying (see the log)');
+    // Patroni: a member that may never become primary does not create the cluster either.
+    if (isTrue(o.me.tags.nofailover)) return noop('waiting for leader to bootstrap (nofailover: not racing to bootstrap)');
     return { action: 'bootstrap', reason: 'cluster is not initialized: racing to bootstrap it' };
   }
   if (cluster.initialize === '') return noop('waiting for leader to bootstrap');

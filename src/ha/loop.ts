@@ -10,11 +10,11 @@
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import type { Cluster, ClusterStatus, DcsStore, MemberData } from '../dcs/types.js';
 import type { PgObservation, PostgresControl } from '../postgres/types.js';
-import { slotNameForMember } from '../postgres/types.js';
 import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { decide, needsPeerStatuses } from './decide.js';
+import { slotNamesFor } from './slots.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
@@ -442,6 +442,11 @@ export class HaLoop {
     try {
       if (pg?.running) await this.reloadIfParametersChanged();
       if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
+      else if (pg?.running && pg.accepting && pg.inRecovery === true && this.view.dynamic.postgresql.use_slots) {
+        // Cascading: slots for the members tagged replicatefrom us.
+        const names = slotNamesFor(this.d.config.name, 'replica', dcs.cluster);
+        await this.d.pg.syncSlots(names).catch((e: unknown) => this.d.log.warn({ err: errorMessage(e) }, 'slot sync failed'));
+      }
       await this.d.store.touchMember(this.memberData(pg));
     } catch (e) {
       this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
@@ -467,11 +472,7 @@ export class HaLoop {
       return;
     }
     if (this.view.dynamic.postgresql.use_slots) {
-      const names = cluster.members
-        .filter((m) => m.name !== this.d.config.name)
-        .filter((m) => !m.data.tags?.replicatefrom || m.data.tags.replicatefrom === this.d.config.name)
-        .map((m) => slotNameForMember(m.name));
-      await this.d.pg.syncSlots(names).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
+      await this.d.pg.syncSlots(slotNamesFor(this.d.config.name, 'leader', cluster)).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
     }
     await this.updateHistory(cluster, pg);
     await this.syncReplication(cluster, pg);

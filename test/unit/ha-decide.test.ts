@@ -27,6 +27,7 @@ interface Row {
 
 const rows: Row[] = [
   // --- bootstrap ---
+  { name: 'nofailover member never bootstraps the cluster', o: obs({ me: { name: 'm2', tags: { nofailover: true } }, pg: pgEmpty, cluster: cluster({ initialize: null, leader: null, members: [] }) }), expect: { action: 'noop' } },
   { name: 'empty store, empty data dir: race to bootstrap', o: obs({ pg: pgEmpty, cluster: cluster({ initialize: null, leader: null, members: [] }) }), expect: { action: 'bootstrap' } },
   { name: 'bootstrap failed before: do not race again', o: obs({ pg: pgEmpty, cluster: cluster({ initialize: null, leader: null, members: [] }), memory: { ...initialMemory, bootstrapFailed: true } }), expect: { action: 'noop' } },
   { name: 'someone is initializing: wait', o: obs({ pg: pgEmpty, cluster: cluster({ initialize: '', leader: { name: 'm1', version: 1 } }) }), expect: { action: 'noop' } },
