@@ -188,7 +188,7 @@ export function patroniStatus(v: ApiView, cluster: Cluster | null): Record<strin
       role,
       server_version: pg.serverVersion,
       xlog: pg.inRecovery
-        ? { received_location: pg.receiveLsn ?? pg.replayLsn, replayed_location: pg.replayLsn, replayed_timestamp: null, paused: false }
+        ? { received_location: pg.receiveLsn ?? pg.replayLsn, replayed_location: pg.replayLsn, replayed_timestamp: pg.replayTimestamp, paused: pg.replayPaused }
         : { location: pg.walPosition },
     };
     if (role === 'replica' && cluster && syncMode(v) && (cluster.sync?.sync_standby ?? []).includes(v.name)) r.sync_standby = true;

@@ -34,6 +34,10 @@ export interface PgObservation {
   readonly walPosition: number | null;
   readonly receiveLsn: number | null;
   readonly replayLsn: number | null;
+  /** Replica: commit time of the last replayed transaction (ISO, Patroni's replayed_timestamp). */
+  readonly replayTimestamp: string | null;
+  /** Replica: WAL replay is paused (pg_wal_replay_pause()). */
+  readonly replayPaused: boolean;
   /** standby.signal present. */
   readonly standbySignal: boolean;
   /** host:port of the current primary_conninfo, if any (replica). */

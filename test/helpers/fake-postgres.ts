@@ -46,6 +46,8 @@ export class FakePostgres implements PostgresControl {
       walPosition: up ? this.wal : null,
       receiveLsn: up && this.inRecovery ? this.wal : null,
       replayLsn: up && this.inRecovery ? this.wal : null,
+      replayTimestamp: null,
+      replayPaused: false,
       standbySignal: this.inRecovery,
       upstream: up && this.inRecovery && this.upstream ? `${this.upstream.host}:${this.upstream.port}` : null,
       streaming: up && this.inRecovery && this.upstream !== null,

@@ -63,6 +63,8 @@ export const pgPrimary: PgObservation = {
   walPosition: 100,
   receiveLsn: null,
   replayLsn: null,
+  replayTimestamp: null,
+  replayPaused: false,
   standbySignal: false,
   upstream: null,
   streaming: false,

@@ -159,6 +159,12 @@ test('replica: basebackup, start as standby, rows replicate through its slot', a
   assert.equal(o.walPosition, Math.max(o.receiveLsn!, o.replayLsn!));
   assert.equal(o.standbySignal, true);
   assert.equal(o.sysid, (await a.observe()).sysid);
+  // The INSERT above committed a transaction the replica replayed: its commit time is reported.
+  assert.match(o.replayTimestamp ?? '', /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$/);
+  assert.equal(o.replayPaused, false);
+  await b.query('SELECT pg_wal_replay_pause()');
+  await until('replay paused observed', 10_000, async () => (await b.observe()).replayPaused);
+  await b.query('SELECT pg_wal_replay_resume()');
   const slot = await a.query("SELECT active FROM pg_replication_slots WHERE slot_name = 'b'");
   assert.deepEqual(slot, [{ active: true }]);
   const pa = await a.observe();
