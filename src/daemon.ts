@@ -11,6 +11,7 @@ import { HaLoop } from './ha/loop.js';
 import { LocalPostgres } from './postgres/instance.js';
 import { createApiServer } from './api/server.js';
 import { fetchMemberStatus } from './api/client.js';
+import { trustedCluster } from './api/cluster-json.js';
 import { systemClock } from './util/clock.js';
 import { errorMessage } from './util/errors.js';
 import type { Logger } from './util/log.js';
@@ -55,6 +56,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
     backend: {
       view: () => ({
         ...loop.view,
+        cluster: trustedCluster(loop.view.cluster, loop.view.dcsLastSeen, clock.wallNow().getTime() / 1000, loop.view.dynamic.ttl),
         name: config.name,
         scope: config.scope,
         version: VERSION,

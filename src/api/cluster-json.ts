@@ -45,6 +45,16 @@ export function parseBool(v: unknown): boolean | undefined {
   return undefined;
 }
 
+/**
+ * The cached store snapshot the API may rely on: Patroni's `dcs.cluster` is valid for `ttl` seconds
+ * after the last successful read, then None — a member cut off from the store must not keep
+ * answering from a view that may be stale (e.g. still saying it holds the lock).
+ */
+export function trustedCluster(cluster: Cluster | null, lastSeenEpochS: number | null, nowEpochS: number, ttlS: number): Cluster | null {
+  if (!cluster || lastSeenEpochS === null) return null;
+  return nowEpochS - lastSeenEpochS > ttlS ? null : cluster;
+}
+
 /** Patroni's `check_mode`: a flag of the stored dynamic config (pause, synchronous_mode). */
 export function clusterMode(cluster: Cluster, mode: 'pause' | 'synchronous_mode'): boolean {
   return cluster.config !== null && parseBool(cluster.config.value[mode]) === true;

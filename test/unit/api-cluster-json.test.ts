@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterAsJson } from '../../src/api/cluster-json.js';
+import { clusterAsJson, trustedCluster } from '../../src/api/cluster-json.js';
 import { cluster, member } from '../helpers/ha-fixtures.js';
 
 test('roles, host/port and lag as Patroni computes them', () => {
@@ -105,4 +105,17 @@ test('pause is Patroni-boolean; a scheduled switchover names only what is known;
   const onlyFrom = clusterAsJson(cluster({ failover: { leader: 'm1', scheduled_at: '2030-01-01T00:00:00+00:00', version: 1 } }), 'demo');
   assert.deepEqual(onlyFrom.scheduled_switchover, { at: '2030-01-01T00:00:00+00:00', from: 'm1' });
   assert.equal(clusterAsJson(cluster({ failover: { leader: 'm1', member: 'm2', version: 1 } }), 'demo').scheduled_switchover, undefined);
+});
+
+test('the cached store view is trusted for ttl seconds after the last successful read, then not', () => {
+  const c = cluster();
+  assert.equal(trustedCluster(c, 1000, 1030, 30), c);
+  assert.equal(trustedCluster(c, 1000, 1031, 30), null);
+  assert.equal(trustedCluster(c, null, 1000, 30), null, 'never read');
+  assert.equal(trustedCluster(null, 1000, 1000, 30), null);
+});
+
+test('quorum mode: quorum members are quorum_standby', () => {
+  const c = cluster({ config: { value: { synchronous_mode: 'quorum' }, version: 1 }, sync: { leader: 'm1', sync_standby: ['m2', 'm3'], quorum: 1, version: 1 } });
+  assert.deepEqual(clusterAsJson(c, 'demo').members.map((m) => m.role), ['leader', 'quorum_standby', 'quorum_standby']);
 });
