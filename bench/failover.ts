@@ -13,16 +13,27 @@
  *
  * A script, not a test: it asserts nothing and its numbers are printed, not compared to thresholds.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { findBinDir } from '../src/postgres/bin.js';
-import { createLocalCluster, member, postmasterPid, signalMember, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
-import { fetchCluster, localDown } from '../src/local/run.js';
-import { systemClock as clock } from '../src/util/clock.js';
+import { postmasterPid, signalMember, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
 import { waitForExit } from '../src/util/proc.js';
-
-type Engine = 'pgwarden' | 'patroni';
+import {
+  GapWriter,
+  avg,
+  clock,
+  enginesFrom,
+  fmt,
+  healthy,
+  leaderName,
+  log,
+  median,
+  newCluster,
+  sql,
+  teardown,
+  waitForPrimary,
+  waitUntil,
+  type Engine,
+} from './lib.js';
 
 interface Result {
   bootstrapS: number;
@@ -48,7 +59,7 @@ const { values: args } = parseArgs({
 const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
 
 async function main(): Promise<void> {
-  const engines: Engine[] = args.only ? [args.only as Engine] : ['pgwarden', 'patroni'];
+  const engines = enginesFrom(args.only);
   const results = new Map<Engine, Result>();
   for (const engine of engines) {
     log(`\n=== ${engine} (ttl ${timing.ttl}, loop_wait ${timing.loopWait}, retry_timeout ${timing.retryTimeout}) ===`);
@@ -65,7 +76,7 @@ async function runOne(engine: Engine): Promise<Result> {
 
 /** A fresh cluster bootstrapped and torn down: seconds from spawning the daemons to a healthy cluster. */
 async function bootstrapOnly(engine: Engine): Promise<number> {
-  const { dir, state } = await newCluster(engine);
+  const { dir, state } = await newCluster(engine, timing);
   try {
     await startLocalEtcd(state);
     const t0 = clock.now();
@@ -79,27 +90,8 @@ async function bootstrapOnly(engine: Engine): Promise<number> {
   }
 }
 
-async function newCluster(engine: Engine): Promise<{ dir: string; state: LocalState }> {
-  const dir = mkdtempSync(`/tmp/pgwarden-bench-${engine}-`);
-  const state = await createLocalCluster({
-    dir,
-    members: 3,
-    ttl: timing.ttl,
-    loopWait: timing.loopWait,
-    retryTimeout: timing.retryTimeout,
-    engine,
-    extra: { postgresql: { bin_dir: findBinDir() } },
-  });
-  return { dir, state };
-}
-
-async function teardown(dir: string): Promise<void> {
-  await localDown(dir, { info: () => undefined }).catch((e: unknown) => log(`teardown: ${String(e)}`));
-  rmSync(dir, { recursive: true, force: true });
-}
-
 async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise<Result> {
-  const { dir, state } = await newCluster(engine);
+  const { dir, state } = await newCluster(engine, timing);
   try {
     await startLocalEtcd(state);
     const t0 = clock.now();
@@ -158,138 +150,12 @@ async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number
   return { rssMB: avg(rss), cpuPct: avg(cpu) };
 }
 
-class GapWriter {
-  readonly acked: number[] = [];
-  maxGapMs = 0;
-  lastOkAt = clock.now();
-  private okTimes: number[] = [];
-  private stopped = false;
-
-  constructor(private readonly state: LocalState) {}
-
-  stop(): void {
-    this.stopped = true;
-  }
-
-  okAfter(t: number): number {
-    return this.okTimes.filter((x) => x > t).length;
-  }
-
-  async run(maxMs: number): Promise<void> {
-    const deadline = clock.now() + maxMs;
-    let id = 1;
-    let client: pg.Client | null = null;
-    while (!this.stopped && clock.now() < deadline) {
-      try {
-        client ??= await connectPrimary(this.state);
-        if (client) {
-          await client.query('INSERT INTO bench(id) VALUES ($1)', [id]);
-          const now = clock.now();
-          this.maxGapMs = Math.max(this.maxGapMs, now - this.lastOkAt);
-          this.lastOkAt = now;
-          this.okTimes.push(now);
-          this.acked.push(id);
-          id++;
-        }
-      } catch {
-        await client?.end().catch(() => undefined);
-        client = null;
-        id++;
-      }
-      await clock.sleep(20);
-    }
-    await client?.end().catch(() => undefined);
-  }
-}
-
-async function connectPrimary(state: LocalState): Promise<pg.Client | null> {
-  for (const m of state.members) {
-    const c = client(state, m.pgPort, 1000);
-    try {
-      await c.connect();
-      if ((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0]?.r === false) return c;
-    } catch {
-      // next
-    }
-    await c.end().catch(() => undefined);
-  }
-  return null;
-}
-
-function client(state: LocalState, port: number, timeout: number): pg.Client {
-  const c = new pg.Client({
-    host: '127.0.0.1',
-    port,
-    user: state.superuser.username,
-    password: state.superuser.password,
-    database: 'postgres',
-    connectionTimeoutMillis: timeout,
-    statement_timeout: 5000,
-  });
-  c.on('error', () => undefined);
-  return c;
-}
-
-async function sql<T = Record<string, unknown>>(state: LocalState, name: string, text: string): Promise<T[]> {
-  const c = client(state, member(state, name).pgPort, 3000);
-  await c.connect();
-  try {
-    return (await c.query(text)).rows as T[];
-  } finally {
-    await c.end();
-  }
-}
-
-async function healthy(state: LocalState, ms: number): Promise<void> {
-  await waitUntil(async () => {
-    const c = await fetchCluster(state);
-    if (!c) return false;
-    const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running').length;
-    const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number').length;
-    return leaders === 1 && replicas === state.members.length - 1;
-  }, ms);
-}
-
-async function leaderName(state: LocalState): Promise<string> {
-  const c = await fetchCluster(state);
-  const l = c?.members.find((m) => m.role === 'leader');
-  if (!l) throw new Error('no leader');
-  return l.name;
-}
-
-async function waitForPrimary(state: LocalState, old: string, ms: number): Promise<string> {
-  let found = '';
-  await waitUntil(async () => {
-    for (const m of state.members.filter((x) => x.name !== old)) {
-      try {
-        const r = await sql<{ r: boolean }>(state, m.name, 'SELECT pg_is_in_recovery() AS r');
-        if (r[0]?.r === false) {
-          found = m.name;
-          return true;
-        }
-      } catch {
-        // not up
-      }
-    }
-    return false;
-  }, ms);
-  return found;
-}
-
 async function kill9(state: LocalState, name: string): Promise<void> {
   const pm = postmasterPid(state, name);
   await signalMember(state, name, 'SIGKILL', 10_000);
   if (pm) {
     process.kill(pm, 'SIGKILL');
     await waitForExit(pm, 10_000);
-  }
-}
-
-async function waitUntil(fn: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const deadline = clock.now() + ms;
-  while (!(await fn())) {
-    if (clock.now() > deadline) throw new Error(`timed out after ${ms / 1000} s`);
-    await clock.sleep(100);
   }
 }
 
@@ -312,24 +178,6 @@ function printTable(results: Map<Engine, Result>): void {
     const ratio = x !== undefined && y ? (x / y).toFixed(2) : '-';
     log(`${label.padEnd(36)}${fmt(x, digits).padStart(12)}${fmt(y, digits).padStart(12)}${ratio.padStart(10)}`);
   }
-}
-
-function fmt(v: number | undefined, digits: number): string {
-  return v === undefined ? '-' : v.toFixed(digits);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-function avg(xs: number[]): number {
-  return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0;
-}
-
-function log(s: string): void {
-  process.stdout.write(`${s}\n`);
 }
 
 await main();

@@ -7,15 +7,12 @@
  *   node --import tsx bench/soak.ts [--minutes 10] [--only pgwarden|patroni] [--ttl 5 --loop-wait 1 --retry-timeout 2]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findBinDir } from '../src/postgres/bin.js';
-import { createLocalCluster, member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
-import { fetchCluster, localDown } from '../src/local/run.js';
-import { systemClock as clock } from '../src/util/clock.js';
-
-type Engine = 'pgwarden' | 'patroni';
+import { member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
+import { fetchCluster } from '../src/local/run.js';
+import { clock, enginesFrom, healthy, leaderIn, log, newCluster, teardown, type Engine } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +27,7 @@ const { values: args } = parseArgs({
 const bin = findBinDir();
 
 async function main(): Promise<void> {
-  const engines: Engine[] = args.only ? [args.only as Engine] : ['pgwarden', 'patroni'];
+  const engines = enginesFrom(args.only);
   const out: Array<[Engine, number, number]> = [];
   for (const e of engines) out.push([e, ...(await soak(e))]);
   log(`\n${'engine'.padEnd(10)}${'leader changes'.padStart(16)}${'pgbench tps'.padStart(14)}`);
@@ -38,21 +35,13 @@ async function main(): Promise<void> {
 }
 
 async function soak(engine: Engine): Promise<[number, number]> {
-  const dir = mkdtempSync(`/tmp/pgwarden-soak-${engine}-`);
-  const state = await createLocalCluster({
-    dir,
-    members: 3,
-    ttl: Number(args.ttl),
-    loopWait: Number(args['loop-wait']),
-    retryTimeout: Number(args['retry-timeout']),
-    engine,
-    extra: { postgresql: { bin_dir: bin } },
-  });
+  const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
+  const { dir, state } = await newCluster(engine, timing, 'pgwarden-soak');
   const children: ChildProcess[] = [];
   try {
     await startLocalEtcd(state);
     for (const m of state.members) startMember(state, m.name);
-    const leader = await healthyLeader(state);
+    const leader = leaderIn(await healthy(state, 300_000, 500))!;
     log(`${engine}: healthy, leader ${leader}; soaking ${args.minutes} min under pgbench + CPU hogs`);
     const secs = Math.round(Number(args.minutes) * 60);
     await pgbench(state, leader, ['-i', '-s', '5', '-q']);
@@ -78,8 +67,7 @@ async function soak(engine: Engine): Promise<[number, number]> {
     return [changes, tps];
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    await localDown(dir, { info: () => undefined }).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    await teardown(dir);
   }
 }
 
@@ -102,22 +90,6 @@ function pgbenchChild(state: LocalState, name: string, extra: string[]): { child
     child.on('close', () => resolve(Number(/tps = ([\d.]+)/.exec(text)?.[1] ?? 0))),
   );
   return { child, tps };
-}
-
-async function healthyLeader(state: LocalState): Promise<string> {
-  const end = clock.now() + 300_000;
-  for (;;) {
-    const c = await fetchCluster(state);
-    const leader = c?.members.find((m) => m.role === 'leader' && m.state === 'running');
-    const replicas = c?.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number') ?? [];
-    if (leader && replicas.length === state.members.length - 1) return leader.name;
-    if (clock.now() > end) throw new Error('cluster not healthy');
-    await clock.sleep(500);
-  }
-}
-
-function log(s: string): void {
-  process.stdout.write(`${s}\n`);
 }
 
 await main();

@@ -108,7 +108,8 @@ export class HaLoop {
     this.exec = {
       memory: initialMemory,
       cluster: null,
-      bootstrapConfig: dynamicToStored(dynamic),
+      // Patroni stores bootstrap.dcs as written (defaults stay defaults, not copied into the store).
+      bootstrapConfig: structuredClone(d.config.bootstrap.dcs),
       wake: () => this.wake(),
       publish: (state) => this.publishNow(state),
       dynamic: () => this.view.dynamic,
@@ -626,6 +627,8 @@ export class HaLoop {
     if (Object.keys(config.tags).length > 0) data.tags = config.tags;
     if (pg?.pendingRestart) data.pending_restart = true;
     if (this.scheduledRestart) data.scheduled_restart = { ...this.scheduledRestart };
+    // Patroni's touch_member: patronictl pause/resume --wait watch for this flag on every member.
+    if (this.view.dynamic.pause) data.pause = true;
     return data;
   }
 
@@ -663,11 +666,5 @@ function peerStatus(name: string, body: Record<string, unknown> | null): PeerSta
     walPosition: positions.length ? Math.max(...positions) : null,
     nofailover: tags.nofailover === true,
   };
-}
-
-/** The dynamic config as Patroni stores it in the `config` key. */
-function dynamicToStored(d: DynamicConfig): Record<string, unknown> {
-  const { raw, ...rest } = d;
-  return { ...raw, ...rest, postgresql: { ...(raw.postgresql as object | undefined), ...d.postgresql } };
 }
 

@@ -1,0 +1,253 @@
+/**
+ * Shared pieces of the benchmarks: one engine-parameterised local cluster, a PostgreSQL client, bounded
+ * waits, and the GapWriter (the "application" whose write gaps and acknowledged commits we measure).
+ * Every wait here is bounded in time; nothing here asserts — the benchmarks print what they measured.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import pg from 'pg';
+import type { ClusterJson } from '../src/api/cluster-json.js';
+import { findBinDir } from '../src/postgres/bin.js';
+import { createLocalCluster, member, type LocalState } from '../src/local/cluster.js';
+import { fetchCluster, localDown } from '../src/local/run.js';
+import { systemClock as clock } from '../src/util/clock.js';
+
+export { clock };
+
+export type Engine = 'pgwarden' | 'patroni';
+
+export interface Timing {
+  ttl: number;
+  loopWait: number;
+  retryTimeout: number;
+}
+
+/** `--only pgwarden|patroni` → the engines to run, in the usual order (ours first). */
+export function enginesFrom(only: string | undefined): Engine[] {
+  if (only === undefined) return ['pgwarden', 'patroni'];
+  if (only !== 'pgwarden' && only !== 'patroni') throw new Error(`--only must be pgwarden or patroni, not ${only}`);
+  return [only];
+}
+
+/** A fresh, not yet started 3-member cluster of `engine` in a new temp dir (identical configs for both engines). */
+export async function newCluster(engine: Engine, timing: Timing, prefix = 'pgwarden-bench'): Promise<{ dir: string; state: LocalState }> {
+  const dir = mkdtempSync(`/tmp/${prefix}-${engine}-`);
+  const state = await createLocalCluster({
+    dir,
+    members: 3,
+    ttl: timing.ttl,
+    loopWait: timing.loopWait,
+    retryTimeout: timing.retryTimeout,
+    engine,
+    extra: { postgresql: { bin_dir: findBinDir() } },
+  });
+  return { dir, state };
+}
+
+/** Stop every daemon, orphaned postmaster and etcd of the cluster in `dir` (by PID), then remove the dir. */
+export async function teardown(dir: string): Promise<void> {
+  await localDown(dir, { info: () => undefined }).catch((e: unknown) => log(`teardown: ${String(e)}`));
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Poll `fn` every `everyMs` until it is true; throw after `ms`. */
+export async function waitUntil(fn: () => boolean | Promise<boolean>, ms: number, what = 'condition', everyMs = 100): Promise<void> {
+  const deadline = clock.now() + ms;
+  while (!(await fn())) {
+    if (clock.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
+    await clock.sleep(everyMs);
+  }
+}
+
+/** One running leader and every other member running as a replica with a known lag. */
+export function isHealthy(c: ClusterJson | null, members: number): boolean {
+  if (!c) return false;
+  const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running').length;
+  const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number').length;
+  return leaders === 1 && replicas === members - 1;
+}
+
+/** Wait until the cluster is healthy (see isHealthy); returns the healthy view. */
+export async function healthy(state: LocalState, ms: number, everyMs = 100): Promise<ClusterJson> {
+  let view: ClusterJson | null = null;
+  await waitUntil(
+    async () => {
+      view = await fetchCluster(state);
+      return isHealthy(view, state.members.length);
+    },
+    ms,
+    'a healthy cluster',
+    everyMs,
+  );
+  return view!;
+}
+
+export function leaderIn(c: ClusterJson | null): string | null {
+  return c?.members.find((m) => m.role === 'leader')?.name ?? null;
+}
+
+export async function leaderName(state: LocalState): Promise<string> {
+  const l = leaderIn(await fetchCluster(state));
+  if (!l) throw new Error('no leader');
+  return l;
+}
+
+/** A client to one PostgreSQL port as the cluster's superuser; errors after connect are swallowed (callers see them on query). */
+export function client(state: LocalState, port: number, timeout: number): pg.Client {
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: state.superuser.username,
+    password: state.superuser.password,
+    database: 'postgres',
+    connectionTimeoutMillis: timeout,
+    statement_timeout: 5000,
+  });
+  c.on('error', () => undefined);
+  return c;
+}
+
+/** One statement on one member, on a connection of its own. */
+export async function sql<T = Record<string, unknown>>(state: LocalState, name: string, text: string, params: unknown[] = []): Promise<T[]> {
+  const c = client(state, member(state, name).pgPort, 3000);
+  await c.connect();
+  try {
+    return (await c.query(text, params)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/** A connection to whichever member is out of recovery right now, or null. */
+export async function connectPrimary(state: LocalState): Promise<{ client: pg.Client; port: number } | null> {
+  for (const m of state.members) {
+    const c = client(state, m.pgPort, 1000);
+    try {
+      await c.connect();
+      if ((await c.query('SELECT pg_is_in_recovery() AS r')).rows[0]?.r === false) return { client: c, port: m.pgPort };
+    } catch {
+      // next
+    }
+    await c.end().catch(() => undefined);
+  }
+  return null;
+}
+
+/** Wait until a member other than `old` is out of recovery; returns its name. */
+export async function waitForPrimary(state: LocalState, old: string, ms: number): Promise<string> {
+  let found = '';
+  await waitUntil(
+    async () => {
+      for (const m of state.members.filter((x) => x.name !== old)) {
+        try {
+          const r = await sql<{ r: boolean }>(state, m.name, 'SELECT pg_is_in_recovery() AS r');
+          if (r[0]?.r === false) {
+            found = m.name;
+            return true;
+          }
+        } catch {
+          // not up
+        }
+      }
+      return false;
+    },
+    ms,
+    'a new primary',
+  );
+  return found;
+}
+
+/**
+ * The application: commits one row into `table(id)` every ~20 ms on whichever member is primary,
+ * reconnecting (to any member out of recovery) after every error. Records the acknowledged ids,
+ * when each acknowledgement came and from which port, and the longest gap between two of them.
+ */
+export class GapWriter {
+  readonly acked: number[] = [];
+  maxGapMs = 0;
+  lastOkAt = clock.now();
+  private readonly okTimes: number[] = [];
+  private readonly okPorts: number[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly state: LocalState,
+    private readonly table = 'bench',
+  ) {}
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Acknowledged commits after monotonic time `t` (optionally only those on PostgreSQL port `port`). */
+  okAfter(t: number, port?: number): number {
+    let n = 0;
+    for (let i = 0; i < this.okTimes.length; i++) if (this.okTimes[i]! > t && (port === undefined || this.okPorts[i] === port)) n++;
+    return n;
+  }
+
+  /** The first acknowledgement after `t` on `port`, or null. */
+  firstOkAfter(t: number, port: number): number | null {
+    for (let i = 0; i < this.okTimes.length; i++) if (this.okTimes[i]! > t && this.okPorts[i] === port) return this.okTimes[i]!;
+    return null;
+  }
+
+  /**
+   * The longest interval between two consecutive acknowledgements that overlaps [from, to] — the
+   * write unavailability an application saw during that window (including the gap in progress at `from`).
+   */
+  longestGapIn(from: number, to: number): number {
+    let max = 0;
+    for (let i = 1; i < this.okTimes.length; i++) {
+      const a = this.okTimes[i - 1]!;
+      const b = this.okTimes[i]!;
+      if (b > from && a < to) max = Math.max(max, b - a);
+    }
+    return max;
+  }
+
+  async run(maxMs: number): Promise<void> {
+    const deadline = clock.now() + maxMs;
+    let id = 1;
+    let conn: { client: pg.Client; port: number } | null = null;
+    while (!this.stopped && clock.now() < deadline) {
+      try {
+        conn ??= await connectPrimary(this.state);
+        if (conn) {
+          await conn.client.query(`INSERT INTO ${this.table}(id) VALUES ($1)`, [id]);
+          const now = clock.now();
+          this.maxGapMs = Math.max(this.maxGapMs, now - this.lastOkAt);
+          this.lastOkAt = now;
+          this.okTimes.push(now);
+          this.okPorts.push(conn.port);
+          this.acked.push(id);
+          id++;
+        }
+      } catch {
+        await conn?.client.end().catch(() => undefined);
+        conn = null;
+        id++;
+      }
+      await clock.sleep(20);
+    }
+    await conn?.client.end().catch(() => undefined);
+  }
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function avg(xs: number[]): number {
+  return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0;
+}
+
+export function fmt(v: number | undefined, digits: number): string {
+  return v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
+}
+
+export function log(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
