@@ -23,6 +23,7 @@ import { initialMemory } from './types.js';
 /** How long a new leader watches for its chosen standbys to become synchronous before moving on. */
 const SYNC_CONFIRM_MS = 2000;
 const SYNC_RECHECK_MS = 100;
+const REPLICA_SLOT_CHECK_MS = 30_000;
 
 export type PeerFetcher = (apiUrl: string, timeoutMs: number) => Promise<Record<string, unknown> | null>;
 
@@ -91,6 +92,8 @@ export class HaLoop {
   private syncNamesSet: string | undefined = undefined;
   /** Quorum mode: the primary's WAL position when synchronous_standby_names last changed. */
   private quorumSince: number | null = null;
+  private replicaSlotsKey: string | null = null;
+  private replicaSlotsAt = 0;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -444,9 +447,7 @@ export class HaLoop {
       if (pg?.running) await this.reloadIfParametersChanged();
       if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
       else if (pg?.running && pg.accepting && pg.inRecovery === true && this.view.dynamic.postgresql.use_slots) {
-        // Cascading: slots for the members tagged replicatefrom us.
-        const names = slotNamesFor(this.d.config.name, 'replica', dcs.cluster);
-        await this.d.pg.syncSlots(names).catch((e: unknown) => this.d.log.warn({ err: errorMessage(e) }, 'slot sync failed'));
+        await this.replicaSlots(dcs.cluster);
       }
       await this.d.store.touchMember(this.memberData(pg));
     } catch (e) {
@@ -576,6 +577,24 @@ export class HaLoop {
     const value = { leader: this.d.config.name, sync_standby: names.length ? [...names].sort().join(',') : null, ...(quorum !== undefined && names.length ? { quorum } : {}) };
     const ok = await this.d.store.setSync(value, c.sync?.version ?? null);
     if (!ok) this.d.log.warn('could not record the synchronous standbys (sync key changed concurrently)');
+  }
+
+  /**
+   * Cascading: a replica keeps slots for the members tagged replicatefrom it — checked when that set
+   * changes and otherwise every REPLICA_SLOT_CHECK_MS (an idle replica need not query every tick).
+   */
+  private async replicaSlots(cluster: Cluster): Promise<void> {
+    const names = slotNamesFor(this.d.config.name, 'replica', cluster);
+    const key = names.join(',');
+    const now = this.d.clock.now();
+    if (key === this.replicaSlotsKey && now - this.replicaSlotsAt < REPLICA_SLOT_CHECK_MS) return;
+    try {
+      await this.d.pg.syncSlots(names);
+      this.replicaSlotsKey = key;
+      this.replicaSlotsAt = now;
+    } catch (e) {
+      this.d.log.warn({ err: errorMessage(e) }, 'slot sync failed');
+    }
   }
 
   /** Dynamic `postgresql.parameters` changed in the store: every member rewrites its config and reloads. */
