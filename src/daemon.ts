@@ -62,6 +62,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
         version: VERSION,
         config,
         paused: loop.view.dynamic.pause,
+        scheduledRestart: loop.scheduledRestartAsPatroni(),
       }),
       loadCluster: () => store.load(),
       now: () => clock.now(),

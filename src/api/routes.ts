@@ -214,6 +214,11 @@ export function patroniStatus(v: ApiView, cluster: Cluster | null): Record<strin
   if (pg?.sysid) r.database_system_identifier = pg.sysid;
   if (pg?.pendingRestart) r.pending_restart = true;
   r.patroni = { version: v.version, scope: v.scope, name: v.name };
+  if (v.scheduledRestart) {
+    // Patroni shows the schedule and its filters, not the start time it was taken against.
+    const { postmaster_start_time: _p, ...shown } = v.scheduledRestart;
+    r.scheduled_restart = shown;
+  }
   if (v.paused) r.pause = true;
   return r;
 }

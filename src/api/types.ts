@@ -29,6 +29,8 @@ export interface ApiView {
   paused: boolean;
   /** Monotonic ms (Clock.now()) when the last HA loop completed. */
   lastLoopAt: number | null;
+  /** A restart scheduled through POST /restart (shown in /patroni). */
+  scheduledRestart?: Record<string, unknown> | null;
   /** What the last HA tick did and why. */
   lastAction: { action: string; reason: string } | null;
 }

@@ -190,6 +190,21 @@ export class HaLoop {
     return true;
   }
 
+  /** The scheduled restart in Patroni's field names (what the member key and /patroni show). */
+  scheduledRestartAsPatroni(): Record<string, unknown> | null {
+    const sr = this.scheduledRestart;
+    if (!sr) return null;
+    const v = sr.postgresVersionNum;
+    return {
+      schedule: sr.schedule,
+      ...(sr.role ? { role: sr.role } : {}),
+      ...(v !== undefined ? { postgres_version: v >= 100000 ? `${Math.floor(v / 10000)}.${v % 10000}` : `${Math.floor(v / 10000)}.${Math.floor(v / 100) % 100}.${v % 100}` } : {}),
+      ...(sr.pendingOnly ? { restart_pending: true } : {}),
+      ...(sr.timeoutS !== undefined ? { timeout: sr.timeoutS } : {}),
+      postmaster_start_time: sr.postmaster_start_time,
+    };
+  }
+
   cancelScheduledRestart(): boolean {
     if (!this.scheduledRestart) return false;
     this.scheduledRestart = null;
@@ -645,7 +660,8 @@ export class HaLoop {
     if (pg?.timeline) data.timeline = pg.timeline;
     if (Object.keys(config.tags).length > 0) data.tags = config.tags;
     if (pg?.pendingRestart) data.pending_restart = true;
-    if (this.scheduledRestart) data.scheduled_restart = { ...this.scheduledRestart };
+    const sr = this.scheduledRestartAsPatroni();
+    if (sr) data.scheduled_restart = sr;
     // Patroni's touch_member: patronictl pause/resume --wait watch for this flag on every member.
     if (this.view.dynamic.pause) data.pause = true;
     return data;

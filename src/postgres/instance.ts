@@ -165,7 +165,7 @@ export class LocalPostgres implements PostgresControl {
     const r = await c.query(`
       SELECT pg_is_in_recovery() AS rec,
         current_setting('server_version_num')::int AS ver,
-        to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS started,
+        to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US"+00:00"') AS started,
         CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS cur,
         CASE WHEN pg_is_in_recovery() THEN NULL ELSE ${PRIMARY_TIMELINE_SQL} END AS ptl,
         pg_last_wal_receive_lsn()::text AS recv,

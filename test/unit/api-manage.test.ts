@@ -326,3 +326,9 @@ test('parseSchedule: zone required, normalised to UTC', () => {
   assert.throws(() => parseSchedule('2026-11-25T12:30', 'restart', NOW), /Timezone/);
   assert.throws(() => restartFilters({ schedule: 5 }, NOW), /Unable to parse/);
 });
+
+test('GET /patroni shows a scheduled restart (schedule and filters), as Patroni', async () => {
+  const b = new FakeBackend({}, view({ scheduledRestart: { schedule: '2026-11-25T13:00:00.000+00:00', restart_pending: true, postmaster_start_time: 'x' } }));
+  const r = await call(b, 'GET', '/patroni');
+  assert.deepEqual((r.body as { scheduled_restart?: unknown }).scheduled_restart, { schedule: '2026-11-25T13:00:00.000+00:00', restart_pending: true });
+});
