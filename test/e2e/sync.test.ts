@@ -9,7 +9,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterJson } from '../../src/api/cluster-json.js';
-import { Writer, clusterView, killMember, leaderOf, query, restartMember, startTestCluster, waitFor, type TestCluster } from '../helpers/e2e.js';
+import { signalMember } from '../../src/local/cluster.js';
+import { Writer, clusterView, killMember, leaderOf, query, restartMember, startTestCluster, waitFor, withClient, type TestCluster } from '../helpers/e2e.js';
 
 for (const mode of [true, 'quorum'] as const) {
 describe(`synchronous_mode: ${String(mode)}`, () => {
@@ -78,3 +79,43 @@ test(`kill -9 of the primary, ${ROUNDS} times under a writer: the synchronous st
 });
 });
 }
+
+describe('synchronous_mode_strict: with no synchronous standby, commits wait instead of running unprotected', () => {
+  let tc: TestCluster;
+
+  before(async () => {
+    tc = await startTestCluster({ members: 2, ttl: 10, loopWait: 1, retryTimeout: 3, extra: { dcs: { synchronous_mode: true, synchronous_mode_strict: true } } });
+  });
+
+  after(async () => {
+    await tc?.destroy();
+  });
+
+  test('the only replica stops: a commit waits (wait_event SyncRep) until it is back, then completes', async () => {
+    const { leader, replica } = await waitFor('a leader and its synchronous standby', 180_000, async () => {
+      const v = await clusterView(tc.state);
+      const l = v?.members.find((m) => m.role === 'leader' && m.state === 'running');
+      const s = v?.members.find((m) => m.role === 'sync_standby' && m.state === 'running');
+      return l && s ? { leader: l.name, replica: s.name } : null;
+    });
+    await query(tc.state, leader, 'CREATE TABLE strict_probe(id int)');
+    assert.ok(await signalMember(tc.state, replica, 'SIGTERM', 60_000), 'the replica stopped');
+    await waitFor('synchronous_standby_names = * (strict, nobody to wait for)', 30_000, async () =>
+      (await query<{ s: string }>(tc.state, leader, "SELECT current_setting('synchronous_standby_names') AS s"))[0]?.s === '*');
+    let done = false;
+    // No statement_timeout: a cancelled wait would report the commit as done (with a warning).
+    const insert = withClient(tc.state, leader, async (c) => {
+      await c.query('SET statement_timeout = 0');
+      await c.query('INSERT INTO strict_probe VALUES (1)');
+      done = true;
+    });
+    await waitFor('the commit waiting for a synchronous standby', 30_000, async () =>
+      (await query<{ n: string }>(tc.state, leader, "SELECT count(*)::text AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep'"))[0]?.n === '1');
+    assert.equal(done, false, 'not acknowledged without a synchronous standby');
+    restartMember(tc.state, replica);
+    await insert;
+    assert.equal(done, true);
+    const rows = await query<{ n: string }>(tc.state, replica, 'SELECT count(*)::text AS n FROM strict_probe');
+    assert.equal(rows[0]?.n, '1', 'the acknowledged row is on the synchronous standby');
+  });
+});
