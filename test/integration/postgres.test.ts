@@ -14,6 +14,7 @@ import { LocalPostgres } from '../../src/postgres/instance.js';
 import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/runas.js';
 import { systemClock as clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
+import { testDaemonConfig } from '../helpers/config.js';
 import { freePort } from '../../src/util/net.js';
 import { waitForExit } from '../../src/util/proc.js';
 
@@ -37,34 +38,21 @@ async function instance(name: string): Promise<LocalPostgres> {
   const port = await freePort();
   const home = join(root, name);
   ensureDir(home, 0o755);
-  const config: DaemonConfig = {
-    scope: 'pgtest',
+  const config = testDaemonConfig({
     name,
-    namespace: '/service/',
-    restapi: { listen: '127.0.0.1:8008', connect_address: '127.0.0.1:8008' },
+    port,
+    scope: 'pgtest',
+    dataDir: join(home, 'data'),
     etcd3: { hosts: ['127.0.0.1:2379'] },
-    bootstrap: {
-      dcs: {},
-      initdb: [{ encoding: 'UTF8' }, 'data-checksums'],
-      users: { app: { password: "app's", options: ['createdb'] } },
-    },
+    bootstrap: { initdb: [{ encoding: 'UTF8' }, 'data-checksums'], users: { app: { password: "app's", options: ['createdb'] } } },
     postgresql: {
-      listen: `127.0.0.1:${port}`,
-      connect_address: `127.0.0.1:${port}`,
-      data_dir: join(home, 'data'),
       authentication: {
         superuser: { username: 'postgres', password: "su'per" },
         replication: { username: 'replicator', password: 'rep pass' },
         rewind: { username: 'rewinder', password: 'rw' },
       },
-      parameters: {},
-      remove_data_directory_on_rewind_failure: false,
-      remove_data_directory_on_diverged_timelines: false,
-      create_replica_methods: ['basebackup'],
     },
-    tags: {},
-    unsupported: [],
-  };
+  });
   configs.set(name, config);
   const p = new LocalPostgres({ config, dynamic, log: silentLogger(), clock });
   instances.push(p);

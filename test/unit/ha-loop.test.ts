@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
-import type { DaemonConfig } from '../../src/config/types.js';
 import { MemoryBackend, MemoryStore } from '../../src/dcs/memory.js';
 import { HaLoop } from '../../src/ha/loop.js';
 import type { Clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
+import { testDaemonConfig } from '../helpers/config.js';
 import { FakePostgres, type FakeCluster } from '../helpers/fake-postgres.js';
 
 class FakeClock implements Clock {
@@ -41,25 +41,7 @@ function world() {
   const bootstrapDcs = { ttl: TTL, loop_wait: 1, retry_timeout: 3, postgresql: { use_pg_rewind: true } };
   for (const [i, name] of ['m1', 'm2', 'm3'].entries()) {
     const port = 5001 + i;
-    const config = {
-      scope: 'demo',
-      name,
-      namespace: '/service/',
-      restapi: { listen: `127.0.0.1:${8001 + i}`, connect_address: `127.0.0.1:${8001 + i}` },
-      bootstrap: { dcs: bootstrapDcs, initdb: [] },
-      postgresql: {
-        listen: `127.0.0.1:${port}`,
-        connect_address: `127.0.0.1:${port}`,
-        data_dir: `/d/${name}`,
-        authentication: { superuser: { username: 'postgres' }, replication: { username: 'rep' } },
-        parameters: {},
-        remove_data_directory_on_rewind_failure: false,
-        remove_data_directory_on_diverged_timelines: false,
-        create_replica_methods: ['basebackup'],
-      },
-      tags: {},
-      unsupported: [],
-    } satisfies DaemonConfig;
+    const config = testDaemonConfig({ name, port, restPort: 8001 + i, dataDir: `/d/${name}`, bootstrap: { dcs: bootstrapDcs } });
     const pg = new FakePostgres(name, port, pgWorld);
     const store = new MemoryStore(backend, name, TTL);
     const loop = new HaLoop({
