@@ -45,7 +45,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
       const { applied, needsRestart } = applyReload(config, opts.reloadConfig());
       if (needsRestart.length) log.warn({ keys: needsRestart }, 'reload: these settings change only when the daemon restarts');
       log.info({ applied }, applied.length ? 'reload: configuration applied' : 'reload: nothing changed');
-      if (applied.length) void pg.reloadConfig().then(() => loop.wake(), (e: unknown) => log.error({ err: errorMessage(e) }, 'reload of postgresql failed'));
+      // As Patroni on SIGHUP: PostgreSQL is reloaded even when nothing changed (a config edited by hand).
+      void pg.reloadConfig().then(() => loop.wake(), (e: unknown) => log.error({ err: errorMessage(e) }, 'reload of postgresql failed'));
     } catch (e) {
       log.error({ err: errorMessage(e) }, 'reload: the configuration is invalid, keeping the running one');
     }

@@ -20,6 +20,8 @@ const LIVE: ReadonlyArray<[Section, string]> = [
   ['postgresql', 'create_replica_methods'],
   ['postgresql', 'basebackup'],
   ['postgresql', 'pgpass'],
+  ['postgresql', 'callbacks'],
+  ['postgresql', 'pre_promote'],
   ['bootstrap', 'dcs'],
 ];
 

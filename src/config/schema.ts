@@ -239,6 +239,12 @@ const postgresql = z.object({
   basebackup: z
     .union([z.array(toolOption), z.record(z.string(), scalarText)], { error: expected('a list of options or a mapping') })
     .optional(),
+  /** Patroni's callbacks: a command per action, run as `<command> <action> <role> <scope>`. */
+  callbacks: z
+    .object({ on_start: text.optional(), on_stop: text.optional(), on_restart: text.optional(), on_reload: text.optional(), on_role_change: text.optional() })
+    .optional(),
+  /** Fencing script run before a promotion; a non-zero exit cancels it. */
+  pre_promote: text.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ export interface DaemonConfig {
     remove_data_directory_on_diverged_timelines: boolean;
     create_replica_methods: string[];
     basebackup?: Array<string | Record<string, string>> | Record<string, string>;
+    callbacks?: Partial<Record<'on_start' | 'on_stop' | 'on_restart' | 'on_reload' | 'on_role_change', string>>;
+    pre_promote?: string;
   };
   tags: Tags;
   /** Keys present in the file that we read but do not act on yet (reported as warnings at load). */

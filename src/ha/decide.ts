@@ -231,6 +231,9 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
     return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
   }
   if (isTrue(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
+  if (o.memory.raceBackoffUntil !== null && o.now < o.memory.raceBackoffUntil) {
+    return noop('backoff: not racing after the pre_promote script refused a promotion and the lock was released');
+  }
   const f = cluster.failover;
   const candidate = f?.member;
   if (f && candidate === o.me.name && schedule(o, f.scheduled_at).kind !== 'wait') return takeOver(o, cluster, f);

@@ -8,7 +8,7 @@ import type { Cluster, DcsStore } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import type { PostgresControl } from '../postgres/types.js';
 import type { Clock } from '../util/clock.js';
-import { errorMessage } from '../util/errors.js';
+import { PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { HaDecision, HaMemory, RewindVerdict } from './types.js';
 
@@ -66,7 +66,8 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
     case 'acquire_lock':
       return acquireLock(d.promote, p, s);
     case 'promote':
-      return promote(p, s);
+      await promote(p, s);
+      return;
     case 'demote':
       return demote(d, p, s);
     case 'follow':
@@ -145,7 +146,7 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
     return;
   }
   p.log.info('acquired the leader lock');
-  if (promoteAfter) await promote(p, s);
+  if (promoteAfter && !(await promote(p, s))) return;
   // A switchover/failover that brought us here is done.
   const f = s.cluster?.failover;
   if (f) await p.store.deleteFailover(f.version).catch((e: unknown) => p.log.warn({ err: errorMessage(e) }, 'could not delete the failover key'));
@@ -157,7 +158,8 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
   s.wake();
 }
 
-async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
+/** false: the promotion did not happen (postponed, or refused by pre_promote and the lock given back). */
+async function promote(p: ExecutePorts, s: ExecState): Promise<boolean> {
   const dyn = s.dynamic();
   if (dyn.synchronous_mode !== false) {
     // Patroni's enforce_primary_role: record ourselves as the source of truth (nobody synchronous
@@ -166,7 +168,7 @@ async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
     if (!(await p.store.setSync({ leader: p.config.name, sync_standby: null }, c.sync?.version ?? null))) {
       p.log.warn('postponing promotion: the synchronous replication state was changed by somebody else');
       s.wake();
-      return;
+      return false;
     }
     // Strict: commits wait for any standby until the loop has chosen one; else they run unprotected.
     await p.pg.setSynchronousStandbyNames(dyn.synchronous_mode_strict ? '*' : '');
@@ -176,11 +178,20 @@ async function promote(p: ExecutePorts, s: ExecState): Promise<void> {
   const keepalive = setInterval(() => void p.store.refreshSession().catch(() => undefined), Math.max(500, (dyn.ttl * 1000) / 4));
   try {
     await p.pg.promote(PROMOTE_TIMEOUT_MS);
+  } catch (e) {
+    if (!(e instanceof PromoteCancelledError)) throw e;
+    // Patroni: give the lock back at once and stay out of the race for ttl, so another member takes over.
+    p.log.warn('pre_promote refused the promotion: releasing the leader lock and backing off for ttl');
+    await p.store.deleteLeader();
+    s.memory = { ...s.memory, raceBackoffUntil: p.clock.now() + dyn.ttl * 1000 };
+    s.wake();
+    return false;
   } finally {
     clearInterval(keepalive);
   }
   p.log.info('promoted to primary');
   s.wake();
+  return true;
 }
 
 async function demote(d: Extract<HaDecision, { action: 'demote' }>, p: ExecutePorts, s: ExecState): Promise<void> {

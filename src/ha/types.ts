@@ -60,6 +60,8 @@ export interface HaMemory {
   readonly takeoverWaitSince: number | null;
   /** Monotonic time since which the running replica has not been streaming (null: streaming or not a replica). */
   readonly notStreamingSince: number | null;
+  /** Monotonic time until which we do not race: our pre_promote script refused a promotion. */
+  readonly raceBackoffUntil: number | null;
 }
 
 export const initialMemory: HaMemory = Object.freeze({
@@ -69,6 +71,7 @@ export const initialMemory: HaMemory = Object.freeze({
   bootstrapFailed: false,
   takeoverWaitSince: null,
   notStreamingSince: null,
+  raceBackoffUntil: null,
 });
 
 export type DcsView =

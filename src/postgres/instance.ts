@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import type { Clock } from '../util/clock.js';
-import { PostgresError, errorMessage } from '../util/errors.js';
+import { PostgresError, PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { processStartTime } from '../util/proc.js';
 import { findBinDir } from './bin.js';
@@ -20,6 +20,7 @@ import { formatLsn, parseLsn } from './lsn.js';
 import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, toolArgs } from './options.js';
 import { isLivePostgres, lockFilePid, processesIn, runningPostmaster } from './postmaster.js';
 import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from './rewind.js';
+import { CallbackRunner, type CallbackAction, type CallbackRole } from './callbacks.js';
 import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
 
@@ -59,6 +60,9 @@ const PRIMARY_TIMELINE_SQL = "('x' || substr(pg_walfile_name(pg_current_wal_lsn(
 /** What the standby settings in force are: null for a primary. */
 type Standby = { upstream: UpstreamConn | null } | null;
 
+/** A fencing script gets this long; one that hangs must not hold a promotion forever. */
+const PRE_PROMOTE_TIMEOUT_MS = 60_000;
+
 const STOP_SIGNALS: Readonly<Record<StopMode, NodeJS.Signals>> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
 
 export class LocalPostgres implements PostgresControl {
@@ -76,6 +80,9 @@ export class LocalPostgres implements PostgresControl {
   private syncNames: string | undefined = undefined;
   /** The standby settings we last wrote (undefined: not written by this process yet). */
   private standby: Standby | undefined = undefined;
+  private readonly callbacks: CallbackRunner;
+  /** The role callbacks last reported (null: not known yet), to tell on_role_change from on_start. */
+  private cbRole: CallbackRole | null = null;
 
   constructor(o: LocalPostgresOptions) {
     this.cfg = o.config;
@@ -85,6 +92,12 @@ export class LocalPostgres implements PostgresControl {
     this.bin = findBinDir(o.config.postgresql.bin_dir);
     this.dataDir = resolve(o.config.postgresql.data_dir);
     this.logFile = join(dirname(this.dataDir), `${basename(this.dataDir)}.postgresql.log`);
+    this.callbacks = new CallbackRunner({ callbacks: () => this.cfg.postgresql.callbacks, scope: this.cfg.scope, log: this.log });
+  }
+
+  private callback(action: CallbackAction, role: CallbackRole): void {
+    this.cbRole = role;
+    this.callbacks.call(action, role);
   }
 
   configure(dynamic: DynamicConfig): void {
@@ -152,7 +165,10 @@ export class LocalPostgres implements PostgresControl {
       return base;
     }
     try {
-      return { ...base, ...(await this.queryState()) };
+      const o = { ...base, ...(await this.queryState()) };
+      // A server this process found running (a daemon restart): callbacks start from its role.
+      if (this.cbRole === null && o.inRecovery !== undefined && o.inRecovery !== null) this.cbRole = o.inRecovery ? 'replica' : 'master';
+      return o;
     } catch (e) {
       this.log.debug({ err: errorMessage(e) }, 'postgresql not answering');
       await this.disconnect();
@@ -361,6 +377,7 @@ export class LocalPostgres implements PostgresControl {
     await this.createRoles();
     const cd = await this.controlData();
     if (!cd?.sysid) throw new PostgresError('initdb done, but pg_controldata shows no system identifier');
+    this.callback('on_start', 'master');
     return cd.sysid;
   }
 
@@ -437,6 +454,8 @@ export class LocalPostgres implements PostgresControl {
     this.writeConfig({ upstream: opts.upstream });
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
+    // A primary restarting as a replica changes role (Patroni's follow: on_role_change, not on_start).
+    this.callback(this.cbRole === 'master' ? 'on_role_change' : 'on_start', 'replica');
   }
 
   /**
@@ -526,10 +545,23 @@ export class LocalPostgres implements PostgresControl {
    * millisecond without a primary. Escalates to immediate when `mode` does not finish in time.
    */
   async stop(mode: StopMode, timeoutMs: number): Promise<void> {
+    await this.stopServer(mode, timeoutMs);
+  }
+
+  private async stopServer(mode: StopMode, timeoutMs: number, callbacks = true): Promise<void> {
     await this.disconnect();
     this.cachedControl = null;
     const pid = this.postmasterPid();
     if (pid === null) return;
+    const role = this.cbRole ?? (this.standby === null ? 'master' : 'replica');
+    try {
+      await this.signalAndWait(pid, mode, timeoutMs);
+    } finally {
+      if (callbacks && this.postmasterPid() === null) this.callback('on_stop', role);
+    }
+  }
+
+  private async signalAndWait(pid: number, mode: StopMode, timeoutMs: number): Promise<void> {
     if (this.signalPostmaster(pid, STOP_SIGNALS[mode]) && (await this.waitPostmasterGone(pid, timeoutMs))) return;
     if (mode !== 'immediate') {
       this.log.warn({ mode }, `${mode} shutdown did not finish in time: stopping immediately`);
@@ -578,16 +610,21 @@ export class LocalPostgres implements PostgresControl {
     if (this.postmasterPid() === null) throw new PostgresError('restart: postgresql is not running');
     const standby = this.standby !== undefined ? this.standby : await this.currentStandby();
     const deadline = this.clock.now() + timeoutMs;
-    await this.stop('fast', timeoutMs);
+    await this.stopServer('fast', timeoutMs, false);
     await this.clearStaleLocks(Math.max(1000, deadline - this.clock.now()));
     this.writeConfig(standby);
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
+    this.callback('on_restart', standby === null ? 'master' : 'replica');
   }
 
   async promote(timeoutMs: number): Promise<void> {
     // pg_ctl's own wait polls every 100 ms at best; we watch pg_is_in_recovery() closely instead:
     // every millisecond here is a millisecond without a primary.
+    // Fencing first (Patroni's pre_promote): a non-zero exit cancels the promotion.
+    if (!(await this.callbacks.prePromote(this.cfg.postgresql.pre_promote, PRE_PROMOTE_TIMEOUT_MS))) {
+      throw new PromoteCancelledError('pre_promote script failed: promotion cancelled');
+    }
     // pg_promote() on the connection we already have: no pg_ctl process to spawn first.
     await this.query('SELECT pg_promote(false)').catch(async (e: unknown) => {
       this.log.warn({ err: errorMessage(e) }, 'pg_promote() failed: using pg_ctl promote');
@@ -599,6 +636,7 @@ export class LocalPostgres implements PostgresControl {
       await this.clock.sleep(10);
     }
     this.writeConfig(null);
+    this.callback('on_role_change', 'master');
     this.checkpointInBackground();
   }
 
@@ -647,6 +685,7 @@ export class LocalPostgres implements PostgresControl {
     if (this.standby === undefined) this.standby = await this.currentStandby();
     this.writeConfig(this.standby);
     await this.query('SELECT pg_reload_conf()');
+    this.callbacks.call('on_reload', this.standby === null ? 'master' : 'replica');
   }
 
   // ---------- rejoin ----------

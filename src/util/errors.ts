@@ -18,6 +18,9 @@ export class DcsError extends PgwardenError {
 /** A PostgreSQL command or query failed. */
 export class PostgresError extends PgwardenError {}
 
+/** pre_promote said no: the lock must be given back (Patroni releases it and backs off for ttl). */
+export class PromoteCancelledError extends PostgresError {}
+
 /** Bad user input: a config file, a flag, a request body. Carries a path like `postgresql.data_dir`. */
 export class ConfigError extends PgwardenError {
   constructor(

@@ -219,13 +219,20 @@ test('bootstrap.dcs is kept as written; unknown keys in it are warned about; tim
 
 test('keys not supported yet are warnings naming the full key path, not errors', () => {
   const text = `${MINIMAL}watchdog: {mode: automatic}\nconsul: {host: x}\nctl: {insecure: true}\nlog: {level: INFO}\n`
-    .replace('  data_dir: /d', '  data_dir: /d\n  callbacks: {on_start: /bin/true}')
+    .replace('  data_dir: /d', '  data_dir: /d\n  recovery_conf: {restore_command: x}')
     .replace('restapi: {', 'restapi: {allowlist: [a], ');
   const { warnings, config } = load(text);
-  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.callbacks', 'watchdog', 'consul', 'ctl', 'log']);
-  assert.ok(warnings.includes('postgresql.callbacks: not supported yet, ignored'));
+  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.recovery_conf', 'watchdog', 'consul', 'ctl', 'log']);
+  assert.ok(warnings.includes('postgresql.recovery_conf: not supported yet, ignored'));
   assert.ok(warnings.includes('watchdog: not supported yet, ignored'));
   assert.equal(warnings.length, 6);
+});
+
+test('callbacks and pre_promote are read; a callback that is not a string is an error naming it', () => {
+  const { config } = load(minimal('data_dir: /d', "data_dir: /d\n  callbacks: {on_start: /bin/true, on_role_change: 'notify --x \"a b\"'}\n  pre_promote: /usr/bin/fence"));
+  assert.deepEqual(config.postgresql.callbacks, { on_start: '/bin/true', on_role_change: 'notify --x "a b"' });
+  assert.equal(config.postgresql.pre_promote, '/usr/bin/fence');
+  assert.throws(() => load(minimal('data_dir: /d', 'data_dir: /d\n  callbacks: {on_stop: [a]}')), /postgresql\.callbacks\.on_stop/);
 });
 
 test('unknown keys deep inside known sections are named; open sections accept anything', () => {
