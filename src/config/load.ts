@@ -41,13 +41,15 @@ interface Problem {
 export function loadConfig(opts: LoadOptions): LoadedConfig {
   const env = opts.env ?? {};
   const raw = readSources(opts, env);
-  const unsupported = unknownKeyPaths(raw, daemonSchema).filter((k) => k !== 'etcd');
+  const methods = replicaMethodSections(raw);
+  const unsupported = unknownKeyPaths(raw, daemonSchema).filter((k) => k !== 'etcd' && !methods.keys.includes(k));
   const parsed = daemonSchema.safeParse(raw, { reportInput: true });
-  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...storeSectionProblems(raw)];
+  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...storeSectionProblems(raw), ...methods.problems];
   if (!parsed.success || problems.length) throw toConfigError(problems);
   const bootstrapNotes = bootstrapDcsNotes(parsed.data.bootstrap.dcs);
   unsupported.push(...bootstrapNotes.unsupported);
   const { config, notes } = normalise(parsed.data, unsupported);
+  if (Object.keys(methods.sections).length) config.postgresql.replica_methods = methods.sections;
   const warnings = [
     ...unsupported.map((k) => `${k}: ${unsupportedReason(k)}`),
     ...storeWarnings(raw),
@@ -154,6 +156,32 @@ function storeWarnings(raw: Obj): string[] {
 
 // ---------------------------------------------------------------------------------------------
 // warnings
+
+/**
+ * Patroni's custom replica methods: `postgresql.<method>` for each name in create_replica_methods
+ * (other than basebackup, whose options are postgresql.basebackup) — a mapping of its options.
+ */
+function replicaMethodSections(raw: unknown): { sections: Record<string, Record<string, unknown>>; keys: string[]; problems: Problem[] } {
+  const out = { sections: {} as Record<string, Record<string, unknown>>, keys: [] as string[], problems: [] as Problem[] };
+  const pgRaw = raw && typeof raw === 'object' ? (raw as Obj).postgresql : undefined;
+  if (!pgRaw || typeof pgRaw !== 'object' || Array.isArray(pgRaw)) return out;
+  const pgObj = pgRaw as Obj;
+  const list = pgObj.create_replica_methods;
+  const names = Array.isArray(list) ? list.map(String) : typeof list === 'string' ? list.split(',').map((s) => s.trim()) : [];
+  for (const name of names) {
+    if (name === 'basebackup' || !(name in pgObj)) continue;
+    const v = pgObj[name];
+    out.keys.push(`postgresql.${name}`);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      out.problems.push({ path: `postgresql.${name}`, msg: 'expected a mapping of replica method options (command, no_leader, keep_data, …)' });
+      continue;
+    }
+    const command = (v as Obj).command;
+    if (command !== undefined && typeof command !== 'string') out.problems.push({ path: `postgresql.${name}.command`, msg: 'expected a string' });
+    out.sections[name] = { ...(v as Obj) };
+  }
+  return out;
+}
 
 function unsupportedReason(path: string): string {
   return path.startsWith('bootstrap.dcs.') ? 'not supported yet, kept in the stored config but ignored' : 'not supported yet, ignored';

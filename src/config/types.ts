@@ -95,6 +95,8 @@ export interface DaemonConfig {
     create_replica_methods: string[];
     basebackup?: Array<string | Record<string, string>> | Record<string, string>;
     callbacks?: Partial<Record<'on_start' | 'on_stop' | 'on_restart' | 'on_reload' | 'on_role_change', string>>;
+    /** Options of the custom replica methods named in create_replica_methods (`postgresql.<method>`). */
+    replica_methods?: Record<string, Record<string, unknown>>;
     pre_promote?: string;
   };
   tags: Tags;

@@ -113,6 +113,9 @@ function decideEmptyDataDir(o: HaObservation, cluster: Cluster): HaDecision {
   }
   if (cluster.initialize === '') return noop('waiting for leader to bootstrap');
   const source = cloneSource(o, cluster);
+  if (!source && o.settings.replicaWithoutLeader) {
+    return { action: 'create_replica', reason: 'no running member to copy from: creating a replica with a no_leader method', source: null };
+  }
   if (!source) return noop('waiting for a running leader to build a replica from');
   return { action: 'create_replica', reason: `creating a replica from ${source.member}`, source };
 }

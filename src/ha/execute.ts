@@ -50,7 +50,7 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
       return bootstrap(p, s);
     case 'create_replica':
       return runLong(p, s, 'creating replica', async () => {
-        await p.pg.createReplica(d.source.conn);
+        await p.pg.createReplica(d.source?.conn ?? null);
         const leader = s.cluster?.leader?.name;
         const tl = leader ? findMember(s.cluster!, leader)?.data.timeline : undefined;
         // A fresh copy of the leader cannot have diverged from it.

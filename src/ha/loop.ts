@@ -14,6 +14,7 @@ import type { Clock } from '../util/clock.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { decide, needsPeerStatuses } from './decide.js';
+import { replicaMethodWorksWithoutLeader } from '../postgres/options.js';
 import { slotNamesFor } from './slots.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
@@ -412,6 +413,7 @@ export class HaLoop {
       pause: dyn.pause,
       synchronousMode: dyn.synchronous_mode !== false,
       quorumCommit: dyn.synchronous_mode === 'quorum',
+      replicaWithoutLeader: config.postgresql.create_replica_methods.some((m) => replicaMethodWorksWithoutLeader(config, m)),
     };
     return {
       now: clock.now(),

@@ -20,6 +20,8 @@ export interface HaSettings {
   readonly synchronousMode: boolean;
   /** synchronous_mode: quorum — `ANY k (…)`, promotion needs a visible quorum (Patroni 4). */
   readonly quorumCommit: boolean;
+  /** A configured replica method works without a running member (no_leader / no_master). */
+  readonly replicaWithoutLeader: boolean;
 }
 
 /** A member we could copy from or follow: its name and where its PostgreSQL listens. */
@@ -102,7 +104,7 @@ export type HaDecision =
   /** Take the `initialize` key; on success run initdb and become the first leader. */
   | { readonly action: 'bootstrap'; readonly reason: string }
   /** Build an empty data dir as a copy of `source` (pg_basebackup). */
-  | { readonly action: 'create_replica'; readonly reason: string; readonly source: Source }
+  | { readonly action: 'create_replica'; readonly reason: string; readonly source: Source | null }
   /** Start the stopped PostgreSQL read-only, streaming from `upstream` (null: no upstream yet). */
   | { readonly action: 'start_replica'; readonly reason: string; readonly upstream: Source | null }
   /** Stop PostgreSQL and keep it stopped (e.g. a system identifier mismatch). */

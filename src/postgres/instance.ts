@@ -17,10 +17,10 @@ import { findBinDir } from './bin.js';
 import { conninfoValue, defaultSocketDir, listenParts, pgHbaConf, postgresqlConf, sanitizeAutoConf, type StandbySettings } from './conf.js';
 import { parseControlData, type ControlData } from './controldata.js';
 import { formatLsn, parseLsn } from './lsn.js';
-import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, toolArgs } from './options.js';
+import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, replicaMethodWorksWithoutLeader, toolArgs } from './options.js';
 import { isLivePostgres, lockFilePid, processesIn, runningPostmaster } from './postmaster.js';
 import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from './rewind.js';
-import { CallbackRunner, type CallbackAction, type CallbackRole } from './callbacks.js';
+import { CallbackRunner, splitCommand, type CallbackAction, type CallbackRole } from './callbacks.js';
 import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
 
@@ -423,7 +423,64 @@ export class LocalPostgres implements PostgresControl {
     }
   }
 
-  async createReplica(from: UpstreamConn): Promise<void> {
+  /**
+   * Patroni's create_replica: the methods of `create_replica_methods` in order until one succeeds —
+   * `basebackup` built in, any other a command of ours to run. Without a running source only methods
+   * marked no_leader/no_master are tried.
+   */
+  async createReplica(from: UpstreamConn | null): Promise<void> {
+    const configured = this.cfg.postgresql.create_replica_methods.length ? this.cfg.postgresql.create_replica_methods : ['basebackup'];
+    const methods = from ? configured : configured.filter((m) => replicaMethodWorksWithoutLeader(this.cfg, m));
+    if (methods.length === 0) throw new PostgresError('no replica method works without a running member to copy from');
+    let last: unknown = null;
+    for (const method of methods) {
+      try {
+        if (method === 'basebackup') await this.basebackup(from!);
+        else await this.customReplicaMethod(method, from);
+        this.log.info({ method }, `replica has been created using ${method}`);
+        this.cachedControl = null;
+        return;
+      } catch (e) {
+        last = e;
+        this.log.error({ method, err: errorMessage(e) }, 'replica method failed');
+      }
+    }
+    throw new PostgresError(`no replica method succeeded (last: ${errorMessage(last)})`);
+  }
+
+  /**
+   * A user-defined replica method (Patroni: `<command> --scope=… --role=replica --datadir=… --connstring=…`
+   * plus its own options as `--key=value`), run as the PostgreSQL user with the replication password
+   * in a pgpass file. A data dir it finds non-empty is moved aside first (never deleted) unless keep_data.
+   */
+  private async customReplicaMethod(method: string, from: UpstreamConn | null): Promise<void> {
+    const options: Record<string, unknown> = { ...(this.cfg.postgresql.replica_methods?.[method] ?? {}) };
+    const command = typeof options.command === 'string' ? options.command : method;
+    delete options.command;
+    if (this.dataDirState() !== 'empty') {
+      if (options.keep_data === true || options.keep_data === 'true') this.log.info('leaving data directory uncleaned (keep_data)');
+      else this.log.warn({ movedTo: await this.moveDataDirAside(`before-${method}`) }, 'data directory moved aside before the replica method');
+    }
+    const repl = this.cfg.postgresql.authentication.replication;
+    const connstring = from ? `dbname=postgres user=${conninfoValue(repl.username)} host=${conninfoValue(from.host)} port=${from.port}` : '';
+    if (options.no_params === true || options.no_params === 'true') {
+      for (const k of ['no_params', 'no_master', 'no_leader', 'keep_data']) delete options[k];
+    } else {
+      Object.assign(options, { scope: this.cfg.scope, role: 'replica', datadir: this.dataDir, connstring });
+    }
+    const argv = [...splitCommand(command), ...Object.entries(options).map(([k, v]) => `--${k}=${pythonStr(v)}`)];
+    const pgpass = from ? writeSecretFile(`${pgpassField(from.host)}:${from.port}:*:${pgpassField(repl.username)}:${pgpassField(repl.password ?? '')}\n`) : null;
+    this.log.info({ method, command: argv[0] }, 'running replica method');
+    try {
+      const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: 24 * 3600_000, env: { ...(pgpass ? { PGPASSFILE: pgpass } : {}), PGAPPNAME: this.cfg.name } });
+      if (r.code !== 0) throw new PostgresError(`${method}: ${command} exited with ${exitText(r)}: ${lastLines(r.stderr || r.stdout, 3)}`);
+    } finally {
+      if (pgpass) rmSync(pgpass, { force: true });
+    }
+    if (this.dataDirState() !== 'initialized') throw new PostgresError(`${method} finished but left no PostgreSQL data directory in ${this.dataDir}`);
+  }
+
+  private async basebackup(from: UpstreamConn): Promise<void> {
     const options = toolArgs('postgresql.basebackup', this.cfg.postgresql.basebackup, BASEBACKUP_NOT_ALLOWED);
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
@@ -436,7 +493,6 @@ export class LocalPostgres implements PostgresControl {
       for (const e of readdirSync(this.dataDir)) rmSync(join(this.dataDir, e), { recursive: true, force: true });
       throw new PostgresError(`pg_basebackup failed (${exitText(r)}): ${lastLines(r.stderr, 3)}`);
     }
-    this.cachedControl = null;
   }
 
   // ---------- lifecycle ----------
@@ -870,6 +926,19 @@ function writeSecretFile(content: string): string {
   }
   chownToPg(path);
   return path;
+}
+
+/** Python's str() of an option value, as Patroni formats `--key=value`. */
+function pythonStr(v: unknown): string {
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (v === null || v === undefined) return 'None';
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+/** A field of a .pgpass line: ':' and '\\' escaped. */
+function pgpassField(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
 }
 
 function exitText(r: RunResult): string {

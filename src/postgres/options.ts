@@ -3,6 +3,7 @@
  * a list of flags (`data-checksums`) and single-key maps (`{encoding: UTF8}`), or one map, become
  * `--flag` / `--key=value`. Options we set ourselves, or that would break what we rely on, are refused.
  */
+import type { DaemonConfig } from '../config/types.js';
 import { ConfigError } from '../util/errors.js';
 
 export type ToolOptions = Array<string | Record<string, string>> | Record<string, string> | undefined;
@@ -32,4 +33,12 @@ export function toolArgs(path: string, opts: ToolOptions, notAllowed: readonly s
     if (entries.length !== 1) throw new ConfigError(path, 'each option must be a string or a map with exactly one key');
     return pair(entries[0]![0], entries[0]![1]);
   });
+}
+
+/** Patroni's replica_method_can_work_without_replication_connection. */
+export function replicaMethodWorksWithoutLeader(cfg: DaemonConfig, method: string): boolean {
+  if (method === 'basebackup') return false;
+  const o = cfg.postgresql.replica_methods?.[method] ?? {};
+  const on = (v: unknown) => v === true || v === 'true' || v === 'on' || v === 'yes';
+  return on(o.no_leader) || on(o.no_master);
 }

@@ -79,8 +79,11 @@ export interface PostgresControl {
   observe(): Promise<PgObservation>;
   /** initdb + write config + start as primary + create roles. Returns the system identifier. */
   bootstrap(): Promise<string>;
-  /** pg_basebackup from `from` into the (empty) data dir; does not start. */
-  createReplica(from: UpstreamConn): Promise<void>;
+  /**
+   * Build the data dir with the configured replica methods (pg_basebackup from `from` by default);
+   * `from` null: only methods that need no running member (no_leader). Does not start.
+   */
+  createReplica(from: UpstreamConn | null): Promise<void>;
   /**
    * Write postgresql.conf/pg_hba.conf/standby config and start; waits until it accepts connections.
    * Always starts read-only: `upstream: null` is a standby with nobody to stream from, never a primary

@@ -74,9 +74,9 @@ export class FakePostgres implements PostgresControl {
     return s;
   }
 
-  async createReplica(from: UpstreamConn): Promise<void> {
+  async createReplica(from: UpstreamConn | null): Promise<void> {
     this.calls.push('createReplica');
-    const s = this.source(from);
+    const s = this.source(from!);
     this.dataDir = 'initialized';
     this.sysid = s.sysid;
     this.wal = s.wal;

@@ -20,6 +20,7 @@ export const settings: HaSettings = {
   pause: false,
   synchronousMode: false,
   quorumCommit: false,
+  replicaWithoutLeader: false,
 };
 
 export function member(name: string, data: Partial<MemberData> = {}): Member {

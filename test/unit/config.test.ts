@@ -485,3 +485,12 @@ test('environmentConfig maps sections, typed values and legacy log names like Pa
   assert.deepEqual(environmentConfig({ PATRONI_ETCD3_PASSWORD: 'x' }), { bootstrap: { users: { ETCD3: { password: 'x' } } } }, 'no etcd3 section anywhere');
   assert.deepEqual(environmentConfig({ PATRONI_ETCD3_PASSWORD: 'x' }, { etcd3: {} }), { etcd3: { password: 'x' } });
 });
+
+test('custom replica methods: postgresql.<method> sections are read for the methods named, not warned about', () => {
+  const { config, warnings } = load(minimal('data_dir: /d', 'data_dir: /d\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest: {command: /usr/bin/pgbackrest --stanza=main restore, keep_data: true, no_leader: true}\n  stray: {x: 1}'));
+  assert.deepEqual(config.postgresql.create_replica_methods, ['pgbackrest', 'basebackup']);
+  assert.deepEqual(config.postgresql.replica_methods, { pgbackrest: { command: '/usr/bin/pgbackrest --stanza=main restore', keep_data: true, no_leader: true } });
+  assert.ok(!warnings.some((w) => w.startsWith('postgresql.pgbackrest')));
+  assert.ok(warnings.includes('postgresql.stray: not supported yet, ignored'), 'a section no method names is still reported');
+  assert.throws(() => load(minimal('data_dir: /d', 'data_dir: /d\n  create_replica_methods: [wal_e]\n  wal_e: restore')), /postgresql\.wal_e: expected a mapping/);
+});
