@@ -198,6 +198,9 @@ const bootstrap = z.object({
       error: expected('a mapping of user name to {password, options}'),
     })
     .optional(),
+  /** Script run after initdb with a connection string to the new primary (Patroni's post_bootstrap / post_init). */
+  post_bootstrap: text.optional(),
+  post_init: text.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ export interface DaemonConfig {
     initdb: Array<string | Record<string, string>>;
     pg_hba?: string[];
     users?: Record<string, { password?: string; options?: string[] }>;
+    /** Run after initdb and the roles, with a connection string; non-zero fails the bootstrap. */
+    post_bootstrap?: string;
+    post_init?: string;
   };
   postgresql: {
     listen: string;

@@ -375,10 +375,34 @@ export class LocalPostgres implements PostgresControl {
     await this.pgCtlStart(300_000);
     await this.waitAccepting(60_000);
     await this.createRoles();
+    await this.postBootstrap();
     const cd = await this.controlData();
     if (!cd?.sysid) throw new PostgresError('initdb done, but pg_controldata shows no system identifier');
     this.callback('on_start', 'master');
     return cd.sysid;
+  }
+
+  /**
+   * Patroni's call_post_bootstrap: `<script> <connstring>` to the new primary as the superuser (password
+   * in a pgpass file, synchronous_commit=local), waited for; a non-zero exit fails the bootstrap.
+   */
+  private async postBootstrap(): Promise<void> {
+    const cmd = this.cfg.bootstrap.post_bootstrap ?? this.cfg.bootstrap.post_init;
+    if (!cmd) return;
+    const su = this.cfg.postgresql.authentication.superuser;
+    const { port } = listenParts(this.cfg.postgresql.listen);
+    const host = this.effectiveSocketDirs().split(',')[0]!.trim();
+    const connstring = `dbname=postgres user=${conninfoValue(su.username)} host=${conninfoValue(host)} port=${port}`;
+    // libpq matches a connection through a socket directory against that directory in the pgpass host field.
+    const pgpass = writeSecretFile(`${pgpassField(host)}:${port}:*:${pgpassField(su.username)}:${pgpassField(su.password ?? '')}\n`);
+    const argv = [...splitCommand(cmd), connstring];
+    this.log.info({ script: argv[0] }, 'running post_bootstrap script');
+    try {
+      const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: 24 * 3600_000, env: { PGPASSFILE: pgpass, PGOPTIONS: '-c synchronous_commit=local' } });
+      if (r.code !== 0) throw new PostgresError(`post_bootstrap script ${cmd} failed (${exitText(r)}): ${lastLines(r.stderr || r.stdout, 3)}`);
+    } finally {
+      rmSync(pgpass, { force: true });
+    }
   }
 
   private assertEmpty(): void {
