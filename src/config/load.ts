@@ -42,14 +42,16 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   const env = opts.env ?? {};
   const raw = readSources(opts, env);
   const methods = replicaMethodSections(raw);
-  const unsupported = unknownKeyPaths(raw, daemonSchema).filter((k) => k !== 'etcd' && !methods.keys.includes(k));
+  const custom = bootstrapMethodSection(raw);
+  const unsupported = unknownKeyPaths(raw, daemonSchema).filter((k) => k !== 'etcd' && !methods.keys.includes(k) && k !== custom.key);
   const parsed = daemonSchema.safeParse(raw, { reportInput: true });
-  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...storeSectionProblems(raw), ...methods.problems];
+  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...storeSectionProblems(raw), ...methods.problems, ...custom.problems];
   if (!parsed.success || problems.length) throw toConfigError(problems);
   const bootstrapNotes = bootstrapDcsNotes(parsed.data.bootstrap.dcs);
   unsupported.push(...bootstrapNotes.unsupported);
   const { config, notes } = normalise(parsed.data, unsupported);
   if (Object.keys(methods.sections).length) config.postgresql.replica_methods = methods.sections;
+  if (custom.section) config.bootstrap.method_config = custom.section;
   const warnings = [
     ...unsupported.map((k) => `${k}: ${unsupportedReason(k)}`),
     ...storeWarnings(raw),
@@ -181,6 +183,27 @@ function replicaMethodSections(raw: unknown): { sections: Record<string, Record<
     out.sections[name] = { ...(v as Obj) };
   }
   return out;
+}
+
+/** Patroni's custom bootstrap: `bootstrap.method: <name>` and the `bootstrap.<name>` section with its command. */
+function bootstrapMethodSection(raw: unknown): { key: string | null; section: DaemonConfig['bootstrap']['method_config'] | null; problems: Problem[] } {
+  const b = isObj(raw) && isObj(raw.bootstrap) ? raw.bootstrap : null;
+  const method = b?.method;
+  if (!b || typeof method !== 'string' || method === 'initdb') return { key: null, section: null, problems: [] };
+  const key = `bootstrap.${method}`;
+  const s = b[method];
+  if (!isObj(s)) return { key, section: null, problems: [{ path: key, msg: `bootstrap.method is ${show(method)}: expected a mapping with its command` }] };
+  const problems: Problem[] = [];
+  if (typeof s.command !== 'string' || !s.command.trim()) problems.push({ path: `${key}.command`, msg: 'required: the command that creates the data directory' });
+  if (s.recovery_conf !== undefined && !isObj(s.recovery_conf)) problems.push({ path: `${key}.recovery_conf`, msg: 'expected a mapping of recovery parameters' });
+  const on = (v: unknown) => v === true || v === 'true' || v === 'on' || v === 'yes';
+  const section = {
+    command: String(s.command ?? ''),
+    no_params: on(s.no_params),
+    keep_existing_recovery_conf: on(s.keep_existing_recovery_conf),
+    ...(isObj(s.recovery_conf) ? { recovery_conf: s.recovery_conf as Record<string, string | number | boolean> } : {}),
+  };
+  return { key, section, problems };
 }
 
 function unsupportedReason(path: string): string {

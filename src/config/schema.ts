@@ -201,6 +201,8 @@ const bootstrap = z.object({
   /** Script run after initdb with a connection string to the new primary (Patroni's post_bootstrap / post_init). */
   post_bootstrap: text.optional(),
   post_init: text.optional(),
+  /** A custom bootstrap: the name of the `bootstrap.<method>` section to run instead of initdb. */
+  method: text.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------

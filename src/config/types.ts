@@ -76,6 +76,10 @@ export interface DaemonConfig {
     /** Run after initdb and the roles, with a connection string; non-zero fails the bootstrap. */
     post_bootstrap?: string;
     post_init?: string;
+    /** Custom bootstrap (Patroni): run `bootstrap.<method>.command` instead of initdb. */
+    method?: string;
+    /** The `bootstrap.<method>` section named by `method`. */
+    method_config?: { command: string; no_params?: boolean; keep_existing_recovery_conf?: boolean; recovery_conf?: Record<string, string | number | boolean> };
   };
   postgresql: {
     listen: string;

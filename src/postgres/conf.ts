@@ -96,6 +96,8 @@ export interface ParamOptions {
   socketDir?: string;
   /** synchronous_standby_names as the leader manages it in synchronous_mode (undefined: not managed). */
   synchronousStandbyNames?: string;
+  /** Archive recovery after a custom bootstrap (`bootstrap.<method>.recovery_conf`): written as they are. */
+  recoveryParameters?: Record<string, PgParamValue>;
 }
 
 /** The data dir's parent: where the default socket goes. */
@@ -150,6 +152,7 @@ export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig
   params.unix_socket_directories ??= opts.socketDir ?? defaultSocketDir(config);
   for (const k of OURS_ONLY) delete params[k];
   if (opts.synchronousStandbyNames !== undefined) params.synchronous_standby_names = opts.synchronousStandbyNames;
+  for (const [k, v] of Object.entries(opts.recoveryParameters ?? {})) params[k.toLowerCase()] = v;
   return params;
 }
 

@@ -60,6 +60,9 @@ const PRIMARY_TIMELINE_SQL = "('x' || substr(pg_walfile_name(pg_current_wal_lsn(
 /** What the standby settings in force are: null for a primary. */
 type Standby = { upstream: UpstreamConn | null } | null;
 
+/** Restores, archive recovery and replica methods may take long; still bounded. */
+const LONG_OPERATION_MS = 24 * 3600_000;
+
 /** A fencing script gets this long; one that hangs must not hold a promotion forever. */
 const PRE_PROMOTE_TIMEOUT_MS = 60_000;
 
@@ -83,6 +86,10 @@ export class LocalPostgres implements PostgresControl {
   private readonly callbacks: CallbackRunner;
   /** The role callbacks last reported (null: not known yet), to tell on_role_change from on_start. */
   private cbRole: CallbackRole | null = null;
+  /** Connect through the Unix socket, not TCP (a custom bootstrap before our passwords are set). */
+  private viaSocket = false;
+  /** Archive recovery settings while a custom bootstrap recovers (null otherwise). */
+  private recoveryParams: Record<string, string | number | boolean> | null = null;
 
   constructor(o: LocalPostgresOptions) {
     this.cfg = o.config;
@@ -237,7 +244,9 @@ export class LocalPostgres implements PostgresControl {
     const { addresses, port } = listenParts(this.cfg.postgresql.listen);
     // TCP to the listen address (loopback when it listens on all of them): the same path remote members use.
     const first = addresses.split(',')[0]!.trim();
-    const host = ['*', '0.0.0.0', '', 'localhost'].includes(first) ? '127.0.0.1' : first === '::' ? '::1' : first;
+    const tcpHost = ['*', '0.0.0.0', '', 'localhost'].includes(first) ? '127.0.0.1' : first === '::' ? '::1' : first;
+    // A restored cluster knows the backup's passwords until we set ours: the local socket (trust) meanwhile.
+    const host = this.viaSocket ? this.effectiveSocketDirs().split(',')[0]!.trim() : tcpHost;
     return {
       host,
       port,
@@ -297,6 +306,7 @@ export class LocalPostgres implements PostgresControl {
         socketDir: this.socketDir(),
         standby: settings,
         ...(this.syncNames !== undefined ? { synchronousStandbyNames: this.syncNames } : {}),
+        ...(this.recoveryParams ? { recoveryParameters: this.recoveryParams } : {}),
       }),
     );
     writePgFile(join(this.dataDir, 'pg_hba.conf'), pgHbaConf(this.cfg, this.dynamic));
@@ -357,6 +367,8 @@ export class LocalPostgres implements PostgresControl {
   // ---------- bootstrap and copies ----------
 
   async bootstrap(): Promise<string> {
+    const custom = this.cfg.bootstrap.method_config;
+    if (custom) return this.customBootstrap(custom);
     const options = toolArgs('bootstrap.initdb', this.cfg.bootstrap.initdb, INITDB_NOT_ALLOWED);
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
@@ -405,6 +417,62 @@ export class LocalPostgres implements PostgresControl {
     }
   }
 
+  /**
+   * Patroni's custom bootstrap: `command --scope=… --datadir=…` creates the data dir (a restore from a
+   * backup tool, say); then archive recovery runs with `recovery_conf` (e.g. restore_command and a
+   * target) until PostgreSQL ends it, and the new primary gets our roles and the post_bootstrap script.
+   */
+  private async customBootstrap(m: NonNullable<DaemonConfig['bootstrap']['method_config']>): Promise<string> {
+    this.assertEmpty();
+    ensureDir(this.dataDir, 0o700);
+    const argv = [...splitCommand(m.command), ...(m.no_params ? [] : [`--scope=${this.cfg.scope}`, `--datadir=${this.dataDir}`])];
+    this.log.info({ command: argv[0], method: this.cfg.bootstrap.method }, 'running custom bootstrap script');
+    const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: LONG_OPERATION_MS });
+    if (r.code !== 0) throw new PostgresError(`custom bootstrap ${m.command} failed (${exitText(r)}): ${lastLines(r.stderr || r.stdout, 3)}`);
+    if (this.dataDirState() !== 'initialized') throw new PostgresError(`custom bootstrap ${m.command} left no PostgreSQL data directory in ${this.dataDir}`);
+    // Its postgresql.conf becomes the base ours includes, as after initdb.
+    const conf = join(this.dataDir, 'postgresql.conf');
+    if (existsSync(conf) && !existsSync(join(this.dataDir, 'postgresql.base.conf'))) renameSync(conf, join(this.dataDir, 'postgresql.base.conf'));
+    const recoverySignal = join(this.dataDir, 'recovery.signal');
+    if (m.recovery_conf) {
+      this.recoveryParams = m.recovery_conf;
+      writePgFile(recoverySignal, '');
+    } else if (!m.keep_existing_recovery_conf) {
+      rmSync(recoverySignal, { force: true });
+    }
+    this.writeConfig(null);
+    await this.clearStaleLocks(60_000);
+    await this.disconnect();
+    this.viaSocket = true;
+    try {
+      await this.pgCtlStart(LONG_OPERATION_MS);
+      await this.waitAccepting(LONG_OPERATION_MS);
+      await this.endRecoveryAfterRestore();
+      await this.createRoles({ superuser: true });
+    } finally {
+      await this.disconnect();
+      this.viaSocket = false;
+    }
+    await this.postBootstrap();
+    const cd = await this.controlData();
+    if (!cd?.sysid) throw new PostgresError('custom bootstrap done, but pg_controldata shows no system identifier');
+    this.callback('on_start', 'master');
+    return cd.sysid;
+  }
+
+  /** Wait (bounded) until the archive recovery of a custom bootstrap ends, then drop its settings. */
+  private async endRecoveryAfterRestore(): Promise<void> {
+    const deadline = this.clock.now() + LONG_OPERATION_MS;
+    while ((await this.query('SELECT pg_is_in_recovery() AS r'))[0]?.r === true) {
+      if (this.clock.now() > deadline) throw new PostgresError('custom bootstrap: archive recovery did not end');
+      await this.clock.sleep(200);
+    }
+    this.log.info('custom bootstrap: recovery ended, running as primary');
+    this.recoveryParams = null;
+    this.writeConfig(null);
+    await this.query('SELECT pg_reload_conf()');
+  }
+
   private assertEmpty(): void {
     const state = this.dataDirState();
     if (state !== 'empty') throw new PostgresError(`data directory ${this.dataDir} is not empty (${state}): refusing to overwrite it`);
@@ -415,7 +483,7 @@ export class LocalPostgres implements PostgresControl {
    * pg_rewind calls (so it need not be a superuser), then `bootstrap.users`. On a connection of its
    * own that logs no statements: they carry passwords.
    */
-  private async createRoles(): Promise<void> {
+  private async createRoles(opts: { superuser?: boolean } = {}): Promise<void> {
     const { superuser, replication, rewind } = this.cfg.postgresql.authentication;
     const c = new pg.Client({ ...this.connParams(), statement_timeout: 60_000, query_timeout: 65_000 });
     c.on('error', () => undefined);
@@ -431,6 +499,8 @@ export class LocalPostgres implements PostgresControl {
         const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount;
         await c.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${c.escapeIdentifier(name)} WITH ${opts.join(' ')}`);
       };
+      // A restored cluster keeps the backup's superuser password: make it the configured one.
+      if (opts.superuser) await role(superuser.username, superuser.password, ['SUPERUSER']);
       if (replication.username !== superuser.username) await role(replication.username, replication.password, ['REPLICATION']);
       if (rewind && rewind.username !== superuser.username) {
         await role(rewind.username, rewind.password, []);
@@ -611,7 +681,9 @@ export class LocalPostgres implements PostgresControl {
         await this.query('SELECT 1');
         return;
       } catch (e) {
-        if (this.clock.now() > deadline || this.postmasterPid() === null) {
+        // Wrong credentials do not get better by waiting (28P01 invalid_password, 28000 invalid authorization).
+        const code = (e as { code?: string }).code;
+        if (this.clock.now() > deadline || this.postmasterPid() === null || code === '28P01' || code === '28000') {
           throw new PostgresError(`postgresql does not accept connections: ${errorMessage(e)}; log: ${this.logTail()}`);
         }
         await this.clock.sleep(100);

@@ -240,8 +240,8 @@ test('unknown keys deep inside known sections are named; open sections accept an
     'etcd3: {hosts: 127.0.0.1:2379}',
     'etcd3: {hosts: 127.0.0.1:2379, cacert: /ca.pem}',
   );
-  const { config } = load(`${text}tags: {zone: a}\nbootstrap: {dcs: {postgresql: {parameters: {anything: 1}}}, method: custom}\n`);
-  assert.deepEqual(config.unsupported, ['etcd3.cacert', 'postgresql.authentication.replication.color', 'bootstrap.method']);
+  const { config } = load(`${text}tags: {zone: a}\nbootstrap: {dcs: {postgresql: {parameters: {anything: 1}}}, something: else}\n`);
+  assert.deepEqual(config.unsupported, ['etcd3.cacert', 'postgresql.authentication.replication.color', 'bootstrap.something']);
   assert.equal(config.postgresql.authentication.replication.sslmode, 'require');
   assert.equal(config.postgresql.authentication.replication.color, undefined, 'dropped, as Patroni drops it');
   assert.equal(config.tags.zone, 'a', 'extra tags are kept');
@@ -493,4 +493,19 @@ test('custom replica methods: postgresql.<method> sections are read for the meth
   assert.ok(!warnings.some((w) => w.startsWith('postgresql.pgbackrest')));
   assert.ok(warnings.includes('postgresql.stray: not supported yet, ignored'), 'a section no method names is still reported');
   assert.throws(() => load(minimal('data_dir: /d', 'data_dir: /d\n  create_replica_methods: [wal_e]\n  wal_e: restore')), /postgresql\.wal_e: expected a mapping/);
+});
+
+test('bootstrap.method names a section with its command; a missing command is an error naming it', () => {
+  const { config, warnings } = load(`${MINIMAL}bootstrap:\n  method: restore\n  restore: {command: /usr/bin/restore --from s3, recovery_conf: {restore_command: cp /a/%f %p, recovery_target_action: promote}}\n`);
+  assert.equal(config.bootstrap.method, 'restore');
+  assert.deepEqual(config.bootstrap.method_config, {
+    command: '/usr/bin/restore --from s3',
+    no_params: false,
+    keep_existing_recovery_conf: false,
+    recovery_conf: { restore_command: 'cp /a/%f %p', recovery_target_action: 'promote' },
+  });
+  assert.ok(!warnings.some((w) => w.startsWith('bootstrap.restore')));
+  assert.throws(() => load(`${MINIMAL}bootstrap: {method: restore, restore: {keep_existing_recovery_conf: true}}\n`), /bootstrap\.restore\.command: required/);
+  assert.throws(() => load(`${MINIMAL}bootstrap: {method: restore}\n`), /bootstrap\.restore: bootstrap\.method is "restore"/);
+  assert.equal(load(`${MINIMAL}bootstrap: {method: initdb}\n`).config.bootstrap.method_config, undefined, 'initdb is the default method');
 });
