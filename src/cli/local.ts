@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerKubeApiServerCommand } from '../kube/apiserver/index.js';
 import { DEFAULT_DIR, localDown, localStatus, localUp, memberTable, fetchCluster } from '../local/run.js';
 import { systemClock } from '../util/clock.js';
 import { ExitError, errorMessage } from '../util/errors.js';
@@ -47,4 +48,5 @@ export function registerLocal(program: Command): void {
     .action(async (o: { dir: string }) => {
       await asExit(() => localDown(o.dir, out));
     });
+  registerKubeApiServerCommand(local);
 }

@@ -6,7 +6,6 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, ExitError, errorMessage } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import { registerDaemon } from './daemon.js';
-import { registerLocal } from './local.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('pgwarden')
@@ -15,7 +14,12 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride()
     .showHelpAfterError();
   registerDaemon(program);
-  registerLocal(program);
+  // A daemon (one per PostgreSQL, always running) loads only what it runs: every MB of RSS counts.
+  if (argv[2] !== 'daemon') {
+    const [{ registerLocal }, { registerCtl }] = await Promise.all([import('./local.js'), import('./ctl.js')]);
+    registerLocal(program);
+    registerCtl(program);
+  }
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -1,0 +1,86 @@
+/**
+ * The store as `ctl` uses it: read the cluster, write the `config` key with CAS (edit-config/pause when
+ * no member answers), write the `failover` key (switchover/failover when no member answers, as
+ * patronictl's manual_failover: a plain put) and delete the whole cluster prefix (`remove`). Reads and
+ * the CAS write go through the daemon's own adapter (Etcd3Store); the two writes it has no call for use
+ * a plain etcd client. Every call is bounded by `retryTimeout`.
+ */
+import { Etcd3 } from 'etcd3';
+import { KEYS, clusterPrefix, serializeFailover } from '../dcs/codec.js';
+import { Etcd3Store } from '../dcs/etcd.js';
+import type { Cluster } from '../dcs/types.js';
+import { systemClock } from '../util/clock.js';
+import { DcsError, errorMessage } from '../util/errors.js';
+import { silentLogger } from '../util/log.js';
+
+export interface EtcdSettings {
+  hosts: string[];
+  protocol?: 'http' | 'https';
+  username?: string;
+  password?: string;
+}
+
+export interface CtlStore {
+  load(): Promise<Cluster>;
+  /** CAS on the config key's version (null: only if absent); false when someone changed it meanwhile. */
+  setConfig(value: Record<string, unknown>, version: number | null): Promise<boolean>;
+  /** Put the `failover` key unconditionally. */
+  setFailover(value: { leader?: string; member?: string; scheduled_at?: string }): Promise<void>;
+  /** Delete every key under /<namespace>/<scope>/. */
+  deleteCluster(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function openEtcdStore(o: { etcd: EtcdSettings; namespace: string; scope: string; retryTimeoutS: number }): CtlStore {
+  const adapter = new Etcd3Store({
+    ...o.etcd,
+    namespace: o.namespace,
+    scope: o.scope,
+    // No member has an empty name: the adapter never takes one of the member keys for ours.
+    name: '',
+    ttl: 30,
+    retryTimeout: o.retryTimeoutS,
+    clock: systemClock,
+    log: silentLogger(),
+  });
+  const prefix = clusterPrefix(o.namespace, o.scope);
+  let raw: Etcd3 | null = null;
+  const client = (): Etcd3 => {
+    const proto = o.etcd.protocol ?? 'http';
+    raw ??= new Etcd3({
+      hosts: o.etcd.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`)),
+      ...(o.etcd.username ? { auth: { username: o.etcd.username, password: o.etcd.password ?? '' } } : {}),
+    });
+    return raw;
+  };
+  const bounded = async <T>(what: string, p: Promise<T>): Promise<T> => {
+    let t: NodeJS.Timeout | undefined;
+    p.catch(() => undefined);
+    try {
+      return await Promise.race([
+        p,
+        new Promise<never>((_, reject) => {
+          t = setTimeout(() => reject(new DcsError(`etcd ${what}: no answer within ${o.retryTimeoutS} s`)), o.retryTimeoutS * 1000);
+        }),
+      ]);
+    } catch (e) {
+      throw e instanceof DcsError ? e : new DcsError(`etcd ${what} failed: ${errorMessage(e)}`, { cause: e });
+    } finally {
+      clearTimeout(t);
+    }
+  };
+  return {
+    load: () => adapter.load(),
+    setConfig: (value, version) => adapter.setConfig(value, version),
+    async setFailover(value) {
+      await bounded('put failover', client().put(prefix + KEYS.failover).value(serializeFailover(value)).exec());
+    },
+    async deleteCluster() {
+      await bounded('delete', client().delete().prefix(prefix).exec());
+    },
+    async close() {
+      await adapter.close();
+      raw?.close();
+    },
+  };
+}
