@@ -16,7 +16,7 @@ import { environmentConfig } from './env.js';
 import { unknownKeyPaths } from './keys.js';
 import { daemonSchema, type DaemonConfigParsed } from './schema.js';
 import type { DaemonConfig } from './types.js';
-import { isObj, joinHostPort, show, splitHostPort, type Obj } from './values.js';
+import { isObj, isTruthy, joinHostPort, show, splitHostPort, type Obj } from './values.js';
 import { parseYaml } from './yaml.js';
 
 export interface LoadedConfig {
@@ -196,11 +196,10 @@ function bootstrapMethodSection(raw: unknown): { key: string | null; section: Da
   const problems: Problem[] = [];
   if (typeof s.command !== 'string' || !s.command.trim()) problems.push({ path: `${key}.command`, msg: 'required: the command that creates the data directory' });
   if (s.recovery_conf !== undefined && !isObj(s.recovery_conf)) problems.push({ path: `${key}.recovery_conf`, msg: 'expected a mapping of recovery parameters' });
-  const on = (v: unknown) => v === true || v === 'true' || v === 'on' || v === 'yes';
   const section = {
     command: String(s.command ?? ''),
-    no_params: on(s.no_params),
-    keep_existing_recovery_conf: on(s.keep_existing_recovery_conf),
+    no_params: isTruthy(s.no_params),
+    keep_existing_recovery_conf: isTruthy(s.keep_existing_recovery_conf),
     ...(isObj(s.recovery_conf) ? { recovery_conf: s.recovery_conf as Record<string, string | number | boolean> } : {}),
   };
   return { key, section, problems };

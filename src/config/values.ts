@@ -6,6 +6,11 @@
 
 export type Obj = Record<string, unknown>;
 
+/** Patroni's loose flags (tags, method options): true, 'true', 'on' or 'yes'. */
+export function isTruthy(v: unknown): boolean {
+  return v === true || v === 'true' || v === 'on' || v === 'yes';
+}
+
 export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -14,6 +14,7 @@
  *   shutdown whose last WAL record the candidate must hold before it promotes (no acknowledged commit
  *   lost, no pg_rewind for the old leader); others do not race while the named candidate is healthy.
  */
+import { isTruthy } from '../config/values.js';
 import type { Cluster, FailoverRequest, Member } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import { formatLsn } from '../postgres/lsn.js';
@@ -66,7 +67,7 @@ export function needsPeerStatuses(o: Omit<HaObservation, 'peers'>): boolean {
     o.pg.running &&
     o.pg.accepting &&
     o.pg.inRecovery === true &&
-    !isTrue(o.me.tags.nofailover)
+    !isTruthy(o.me.tags.nofailover)
   );
 }
 
@@ -108,7 +109,7 @@ function decideEmptyDataDir(o: HaObservation, cluster: Cluster): HaDecision {
   if (cluster.initialize === null && cluster.leader === null) {
     if (o.memory.bootstrapFailed) return noop('bootstrap failed earlier: not retrying (see the log)');
     // Patroni: a member that may never become primary does not create the cluster either.
-    if (isTrue(o.me.tags.nofailover)) return noop('waiting for leader to bootstrap (nofailover: not racing to bootstrap)');
+    if (isTruthy(o.me.tags.nofailover)) return noop('waiting for leader to bootstrap (nofailover: not racing to bootstrap)');
     return { action: 'bootstrap', reason: 'cluster is not initialized: racing to bootstrap it' };
   }
   if (cluster.initialize === '') return noop('waiting for leader to bootstrap');
@@ -233,7 +234,7 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
   if (isRunningPrimary(o)) {
     return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
   }
-  if (isTrue(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
+  if (isTruthy(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
   if (o.memory.raceBackoffUntil !== null && o.now < o.memory.raceBackoffUntil) {
     return noop('backoff: not racing after the pre_promote script refused a promotion and the lock was released');
   }
@@ -326,7 +327,7 @@ function followTarget(o: HaObservation, cluster: Cluster, leader: string): Sourc
 /** A running member tagged `clonefrom` spares the leader the copy; else the running leader. */
 function cloneSource(o: HaObservation, cluster: Cluster): Source | null {
   const running = cluster.members.filter((m) => m.name !== o.me.name && m.data.state === 'running');
-  const tagged = running.find((m) => isTrue(m.data.tags?.clonefrom));
+  const tagged = running.find((m) => isTruthy(m.data.tags?.clonefrom));
   const leader = cluster.leader ? running.find((m) => m.name === cluster.leader?.name) : undefined;
   const chosen = tagged ?? leader;
   return chosen ? sourceFromMember(chosen, o.me.name) : null;
@@ -358,9 +359,6 @@ function isRunningPrimary(o: Pick<HaObservation, 'pg'>): boolean {
   return o.pg.running && o.pg.accepting && o.pg.inRecovery === false;
 }
 
-function isTrue(v: unknown): boolean {
-  return v === true || v === 'true' || v === 'on' || v === 'yes';
-}
 
 function noop(reason: string): HaDecision {
   return { action: 'noop', reason };

@@ -5,6 +5,7 @@
  * every WAL record written before they became synchronous (Patroni's allow_promote): a member listed
  * in `sync` must hold every acknowledged commit, because only listed members may be promoted.
  */
+import { isTruthy } from '../config/values.js';
 import type { Member } from '../dcs/types.js';
 import type { ReplicationRow } from '../postgres/types.js';
 
@@ -25,9 +26,6 @@ export interface SyncPlan {
   confirmed: string[];
 }
 
-function isTrue(v: unknown): boolean {
-  return v === true || v === 'true' || v === 'on' || v === 'yes';
-}
 
 /** Streaming standbys that are members of the cluster, not us and not tagged nosync. */
 function eligible(s: Pick<SyncInput, 'me' | 'members' | 'replication'>): Array<{ r: ReplicationRow; m: Member }> {
@@ -35,7 +33,7 @@ function eligible(s: Pick<SyncInput, 'me' | 'members' | 'replication'>): Array<{
   return s.replication
     .filter((r) => r.state === 'streaming')
     .map((r) => ({ r, m: byName.get(r.application_name.toLowerCase()) }))
-    .filter((x): x is { r: ReplicationRow; m: Member } => x.m !== undefined && x.m.name !== s.me && !isTrue(x.m.data.tags?.nosync));
+    .filter((x): x is { r: ReplicationRow; m: Member } => x.m !== undefined && x.m.name !== s.me && !isTruthy(x.m.data.tags?.nosync));
 }
 
 export function planSync(s: SyncInput): SyncPlan {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import pg from 'pg';
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
+import { isTruthy } from '../config/values.js';
 import type { Clock } from '../util/clock.js';
 import { PostgresError, PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -387,9 +388,14 @@ export class LocalPostgres implements PostgresControl {
     await this.pgCtlStart(300_000);
     await this.waitAccepting(60_000);
     await this.createRoles();
+    return this.finishBootstrap('initdb');
+  }
+
+  /** Both bootstrap paths end alike: the post_bootstrap script, the system identifier, on_start. */
+  private async finishBootstrap(what: string): Promise<string> {
     await this.postBootstrap();
     const cd = await this.controlData();
-    if (!cd?.sysid) throw new PostgresError('initdb done, but pg_controldata shows no system identifier');
+    if (!cd?.sysid) throw new PostgresError(`${what} done, but pg_controldata shows no system identifier`);
     this.callback('on_start', 'master');
     return cd.sysid;
   }
@@ -406,7 +412,7 @@ export class LocalPostgres implements PostgresControl {
     const host = this.effectiveSocketDirs().split(',')[0]!.trim();
     const connstring = `dbname=postgres user=${conninfoValue(su.username)} host=${conninfoValue(host)} port=${port}`;
     // libpq matches a connection through a socket directory against that directory in the pgpass host field.
-    const pgpass = writeSecretFile(`${pgpassField(host)}:${port}:*:${pgpassField(su.username)}:${pgpassField(su.password ?? '')}\n`);
+    const pgpass = writePgpass(host, port, su);
     const argv = [...splitCommand(cmd), connstring];
     this.log.info({ script: argv[0] }, 'running post_bootstrap script');
     try {
@@ -453,11 +459,7 @@ export class LocalPostgres implements PostgresControl {
       await this.disconnect();
       this.viaSocket = false;
     }
-    await this.postBootstrap();
-    const cd = await this.controlData();
-    if (!cd?.sysid) throw new PostgresError('custom bootstrap done, but pg_controldata shows no system identifier');
-    this.callback('on_start', 'master');
-    return cd.sysid;
+    return this.finishBootstrap('custom bootstrap');
   }
 
   /** Wait (bounded) until the archive recovery of a custom bootstrap ends, then drop its settings. */
@@ -552,18 +554,18 @@ export class LocalPostgres implements PostgresControl {
     const command = typeof options.command === 'string' ? options.command : method;
     delete options.command;
     if (this.dataDirState() !== 'empty') {
-      if (options.keep_data === true || options.keep_data === 'true') this.log.info('leaving data directory uncleaned (keep_data)');
+      if (isTruthy(options.keep_data)) this.log.info('leaving data directory uncleaned (keep_data)');
       else this.log.warn({ movedTo: await this.moveDataDirAside(`before-${method}`) }, 'data directory moved aside before the replica method');
     }
     const repl = this.cfg.postgresql.authentication.replication;
     const connstring = from ? `dbname=postgres user=${conninfoValue(repl.username)} host=${conninfoValue(from.host)} port=${from.port}` : '';
-    if (options.no_params === true || options.no_params === 'true') {
+    if (isTruthy(options.no_params)) {
       for (const k of ['no_params', 'no_master', 'no_leader', 'keep_data']) delete options[k];
     } else {
       Object.assign(options, { scope: this.cfg.scope, role: 'replica', datadir: this.dataDir, connstring });
     }
     const argv = [...splitCommand(command), ...Object.entries(options).map(([k, v]) => `--${k}=${pythonStr(v)}`)];
-    const pgpass = from ? writeSecretFile(`${pgpassField(from.host)}:${from.port}:*:${pgpassField(repl.username)}:${pgpassField(repl.password ?? '')}\n`) : null;
+    const pgpass = from ? writePgpass(from.host, from.port, repl) : null;
     this.log.info({ method, command: argv[0] }, 'running replica method');
     try {
       const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: 24 * 3600_000, env: { ...(pgpass ? { PGPASSFILE: pgpass } : {}), PGAPPNAME: this.cfg.name } });
@@ -1030,6 +1032,11 @@ function pythonStr(v: unknown): string {
   if (v === false) return 'False';
   if (v === null || v === undefined) return 'None';
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+/** A one-line pgpass file (owned by the PostgreSQL user, 0600) for `user` at host:port; the caller removes it. */
+function writePgpass(host: string, port: number, user: { username: string; password?: string }): string {
+  return writeSecretFile(`${pgpassField(host)}:${port}:*:${pgpassField(user.username)}:${pgpassField(user.password ?? '')}\n`);
 }
 
 /** A field of a .pgpass line: ':' and '\\' escaped. */

@@ -4,6 +4,7 @@
  * `--flag` / `--key=value`. Options we set ourselves, or that would break what we rely on, are refused.
  */
 import type { DaemonConfig } from '../config/types.js';
+import { isTruthy } from '../config/values.js';
 import { ConfigError } from '../util/errors.js';
 
 export type ToolOptions = Array<string | Record<string, string>> | Record<string, string> | undefined;
@@ -39,6 +40,5 @@ export function toolArgs(path: string, opts: ToolOptions, notAllowed: readonly s
 export function replicaMethodWorksWithoutLeader(cfg: DaemonConfig, method: string): boolean {
   if (method === 'basebackup') return false;
   const o = cfg.postgresql.replica_methods?.[method] ?? {};
-  const on = (v: unknown) => v === true || v === 'true' || v === 'on' || v === 'yes';
-  return on(o.no_leader) || on(o.no_master);
+  return isTruthy(o.no_leader) || isTruthy(o.no_master);
 }
