@@ -181,8 +181,8 @@ async function promote(p: ExecutePorts, s: ExecState): Promise<boolean> {
   } catch (e) {
     if (!(e instanceof PromoteCancelledError)) throw e;
     // Patroni: give the lock back at once and stay out of the race for ttl, so another member takes over.
-    p.log.warn('pre_promote refused the promotion: releasing the leader lock and backing off for ttl');
     await p.store.deleteLeader();
+    p.log.warn('pre_promote refused the promotion: leader lock released, backing off for ttl');
     s.memory = { ...s.memory, raceBackoffUntil: p.clock.now() + dyn.ttl * 1000 };
     s.wake();
     return false;
