@@ -34,7 +34,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
     return dynamic;
   };
   const dynamic = dynamicFrom(null);
-  const store = createStore(config, dynamic, clock, log);
+  const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
   const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: fetchMemberStatus, dynamicFrom, version: VERSION });
 

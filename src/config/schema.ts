@@ -175,6 +175,12 @@ const kubernetes = z.looseObject({
   pod_ip: str.refine((ip) => isIP(ip) !== 0, { error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}` }).optional(),
   ports: z.array(z.object({ name: str, port }), { error: expected('a list of {name, port}') }).optional(),
   retriable_http_codes: z.union([integer, z.array(integer)]).optional(),
+  context: str.optional(),
+  cacert: str.optional(),
+  /** Patroni 4: the role label's values (3.0.2 wrote master/replica). */
+  leader_label_value: str.optional(),
+  follower_label_value: str.optional(),
+  standby_leader_label_value: str.optional(),
 });
 
 // ---------------------------------------------------------------------------------------------

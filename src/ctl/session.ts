@@ -10,7 +10,7 @@ import { failed, usage } from './args.js';
 import type { CtlContext } from './context.js';
 import { createHttp } from './http.js';
 import { resolveSettings, type CtlOptions } from './settings.js';
-import { openEtcdStore } from './store.js';
+import { openEtcdStore, openKubernetesStore } from './store.js';
 import { createTerminal, readStdin, stdinLines } from './terminal.js';
 
 export interface SessionOptions extends CtlOptions {
@@ -49,11 +49,13 @@ export async function withSession(o: SessionOptions, clusters: readonly string[]
   const configFile = o.configFile ?? (o.dcsUrl ? undefined : defaultConfigFile(env));
   const settings = resolveSettings({ ...o, configFile }, env);
   const scope = resolveScope(settings.scope, clusters);
-  if (!settings.etcd) throw usage('no store configured: pass -c <config.yml> with an `etcd3:` section, or --dcs-url http://host:2379');
+  if (!settings.etcd && !settings.kubernetes) throw usage('no store configured: pass -c <config.yml> with an `etcd3:` or `kubernetes:` section, or --dcs-url http://host:2379');
   const requestTimeoutS = o.requestTimeoutS ?? 120;
   if (!(requestTimeoutS > 0)) throw usage('--request-timeout: expected a number of seconds > 0');
   const http = createHttp(settings.http, SHORT_REQUEST_MS);
-  const store = openEtcdStore({ etcd: settings.etcd, namespace: settings.namespace, scope, retryTimeoutS: STORE_TIMEOUT_S });
+  const store = settings.etcd
+    ? openEtcdStore({ etcd: settings.etcd, namespace: settings.namespace, scope, retryTimeoutS: STORE_TIMEOUT_S })
+    : await openKubernetesStore({ kubernetes: settings.kubernetes ?? {}, scope, retryTimeoutS: STORE_TIMEOUT_S });
   const write = (s: string): void => void process.stdout.write(s);
   const term = createTerminal(write, stdinLines(), readStdin);
   const ctx: CtlContext = {

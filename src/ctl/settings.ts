@@ -28,6 +28,8 @@ export interface CtlSettings {
   namespace: string;
   /** null: no store configured. */
   etcd: EtcdSettings | null;
+  /** The `kubernetes:` section, when the store is Kubernetes (and no etcd3/--dcs-url is given). */
+  kubernetes: Obj | null;
   http: HttpSettings;
 }
 
@@ -109,6 +111,7 @@ export function settingsFromRaw(raw: Obj, daemon: DaemonConfig | null, opts: Ctl
     scope: opts.scope ?? daemon?.scope ?? str(raw.scope) ?? null,
     namespace: opts.namespace ?? daemon?.namespace ?? str(raw.namespace) ?? '/service/',
     etcd: etcd ?? null,
+    kubernetes: !etcd && isObj(raw.kubernetes) ? raw.kubernetes : null,
     http,
   };
 }

@@ -84,3 +84,25 @@ export function openEtcdStore(o: { etcd: EtcdSettings; namespace: string; scope:
     },
   };
 }
+
+/**
+ * The Kubernetes store as ctl uses it: reads, CAS config and the failover object through the daemon's
+ * adapter (as a client that is no member), and `remove` deletes every object of the cluster's kind under
+ * its labels (Patroni's delete_cluster). The client library is loaded only here.
+ */
+export async function openKubernetesStore(o: { kubernetes: Record<string, unknown>; scope: string; retryTimeoutS: number }): Promise<CtlStore> {
+  const { connectKubernetesStore } = await import('../dcs/kubernetes.js');
+  // No member has an empty name: the adapter never takes a pod for ours.
+  const adapter = await connectKubernetesStore(o.kubernetes, { scope: o.scope, name: '', ttl: 30, retryTimeout: o.retryTimeoutS, clock: systemClock, log: silentLogger() });
+  return {
+    load: () => adapter.load(),
+    setConfig: (value, version) => adapter.setConfig(value, version),
+    async setFailover(value) {
+      // patronictl's manual_failover: whatever is there is replaced.
+      const current = (await adapter.load()).failover;
+      if (!(await adapter.setFailover(value, current ? current.version : null))) throw new DcsError('kubernetes: the failover object changed meanwhile; try again');
+    },
+    deleteCluster: () => adapter.deleteCluster(),
+    close: () => adapter.close(),
+  };
+}

@@ -5,8 +5,8 @@ import type { Logger } from '../util/log.js';
 import { Etcd3Store } from './etcd.js';
 import type { DcsStore } from './types.js';
 
-/** The store the config names: `etcd3:` today, `kubernetes:` next. */
-export function createStore(config: DaemonConfig, dynamic: DynamicConfig, clock: Clock, log: Logger): DcsStore {
+/** The store the config names: `etcd3:` or `kubernetes:` (its client library is loaded only then). */
+export async function createStore(config: DaemonConfig, dynamic: DynamicConfig, clock: Clock, log: Logger): Promise<DcsStore> {
   if (config.etcd3) {
     return new Etcd3Store({
       hosts: config.etcd3.hosts,
@@ -22,5 +22,16 @@ export function createStore(config: DaemonConfig, dynamic: DynamicConfig, clock:
       log: log.child({ component: 'etcd3' }),
     });
   }
-  throw new ExitError('no supported store configured: add an `etcd3:` section (the Kubernetes store is not available yet)', 2);
+  if (config.kubernetes) {
+    const { connectKubernetesStore } = await import('./kubernetes.js');
+    return connectKubernetesStore(config.kubernetes, {
+      scope: config.scope,
+      name: config.name,
+      ttl: dynamic.ttl,
+      retryTimeout: dynamic.retry_timeout,
+      clock,
+      log: log.child({ component: 'kubernetes' }),
+    });
+  }
+  throw new ExitError('no supported store configured: add an `etcd3:` or a `kubernetes:` section', 2);
 }

@@ -37,6 +37,8 @@ export interface LocalState {
   members: LocalMember[];
   /** Which daemon runs the members: ours, or Debian's Patroni (benchmarks and conformance tests). */
   engine?: 'pgwarden' | 'patroni';
+  /** Members on the Kubernetes store instead of etcd: the API server's kubeconfig, and Endpoints or ConfigMap mode. */
+  kube?: { kubeconfig: string; context: string; useEndpoints: boolean; namespace: string };
   /** Extra `bootstrap.dcs` / `postgresql` settings merged into each member's config. */
   extra?: { dcs?: Record<string, unknown>; postgresql?: Record<string, unknown>; tags?: Record<string, Record<string, unknown>> };
 }
@@ -50,6 +52,7 @@ export interface CreateOptions {
   retryTimeout?: number;
   extra?: LocalState['extra'];
   engine?: LocalState['engine'];
+  kube?: LocalState['kube'];
 }
 
 const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
@@ -86,6 +89,7 @@ export async function createLocalCluster(opts: CreateOptions): Promise<LocalStat
     members,
     extra: opts.extra,
     engine: opts.engine ?? 'pgwarden',
+    ...(opts.kube ? { kube: opts.kube } : {}),
   };
   for (const m of members) writeMemberConfig(state, m);
   saveState(state);
@@ -99,7 +103,17 @@ export function memberConfig(state: LocalState, m: LocalMember): Record<string, 
     scope: state.scope,
     name: m.name,
     restapi: { listen: `127.0.0.1:${m.apiPort}`, connect_address: `127.0.0.1:${m.apiPort}` },
-    etcd3: { hosts: [`127.0.0.1:${state.etcd.clientPort}`] },
+    ...(state.kube
+      ? {
+          kubernetes: {
+            namespace: state.kube.namespace,
+            labels: { application: 'pgwarden' },
+            context: state.kube.context,
+            use_endpoints: state.kube.useEndpoints,
+            ports: [{ name: 'postgresql', port: m.pgPort }],
+          },
+        }
+      : { etcd3: { hosts: [`127.0.0.1:${state.etcd.clientPort}`] } }),
     bootstrap: {
       dcs: {
         ...state.timing,
@@ -185,7 +199,7 @@ export function startMember(state: LocalState, name: string, env: NodeJS.Process
     cwd: join(state.dir, m.name),
     detached: true,
     stdio: ['ignore', out, out],
-    env: { ...process.env, HOME: join(state.dir, m.name), ...env },
+    env: { ...process.env, HOME: join(state.dir, m.name), ...kubeEnv(state, m), ...env },
     ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
   closeSync(out);
@@ -231,6 +245,12 @@ export function member(state: LocalState, name: string): LocalMember {
 export function connString(state: LocalState, m: LocalMember): string {
   const { username, password } = state.superuser;
   return `postgresql://${username}:${encodeURIComponent(password)}@127.0.0.1:${m.pgPort}/postgres`;
+}
+
+/** As a pod's downward API would set them: the pod's IP (the leader Endpoints carry it) and name. */
+function kubeEnv(state: LocalState, m: LocalMember): NodeJS.ProcessEnv {
+  if (!state.kube) return {};
+  return { KUBECONFIG: state.kube.kubeconfig, PATRONI_KUBERNETES_POD_IP: '127.0.0.1', PATRONI_NAME: m.name };
 }
 
 function secret(): string {
