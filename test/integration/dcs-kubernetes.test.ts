@@ -232,6 +232,26 @@ describe('Kubernetes store, ConfigMap mode', () => {
   });
 });
 
+describe('Kubernetes store under API faults', () => {
+  test('an expired watch (410) is re-listed and changes keep arriving; a 503 is retried within retry_timeout', async () => {
+    const sc = scope();
+    const [a, b] = [store(sc, 'a', { ttl: 30 }), store(sc, 'b', { ttl: 30 })];
+    await Promise.all([a.load(), b.load()]);
+    let woke = 0;
+    b.watchLeader(() => woke++);
+    assert.ok(srv.faults.expireWatches() >= 2, 'both caches of both stores were watching');
+    assert.equal(await a.attemptToAcquireLeader(), true);
+    await until('b sees the new leader after its watch expired', 10_000, async () => (await b.load()).leader?.name === 'a');
+    assert.ok(woke > 0, 'and was woken by it');
+    srv.faults.failNext(503, { count: 2, match: { method: 'PATCH' } });
+    assert.equal(await a.updateLeader({ optime: 4242 }), true, 'two 503s in a row are retried');
+    await until('b reads the renewal', 10_000, async () => (await b.load()).status.optime === 4242);
+    srv.faults.failNext(500, { count: 1000, match: { method: 'PATCH' } });
+    await assert.rejects(a.updateLeader({ optime: 4343 }), /no answer within the retry timeout/, 'a server that keeps failing: the call gives up at retry_timeout');
+    srv.faults.clear();
+  });
+});
+
 describe('Kubernetes store, Endpoints mode', () => {
   test('the leader Endpoints carry the holder’s IP and ports; the headless -config Service exists; release clears them', async () => {
     const sc = scope();
