@@ -137,7 +137,7 @@ export function parseHistory(value: string): HistoryEntry[] {
 export function parseStatus(value: string): ClusterStatus {
   const j = parseJson(value);
   if (!isObj(j)) return {};
-  const out: { optime?: number; slots?: Record<string, number> } = {};
+  const out: { optime?: number; slots?: Record<string, number>; retain_slots?: string[] } = {};
   const optime = toInt(j.optime);
   if (optime !== undefined) out.optime = optime;
   if (isObj(j.slots)) {
@@ -148,6 +148,9 @@ export function parseStatus(value: string): ClusterStatus {
     }
     out.slots = slots;
   }
+  // Patroni 4 (Status.from_node): a list, or a JSON string holding one; anything else is no list.
+  const rs = typeof j.retain_slots === 'string' ? parseJson(j.retain_slots) : j.retain_slots;
+  if (Array.isArray(rs)) out.retain_slots = rs.filter((x): x is string => typeof x === 'string');
   return out;
 }
 
@@ -220,7 +223,8 @@ export function serializeHistory(history: readonly HistoryEntry[]): string {
  */
 export function serializeStatus(status: ClusterStatus): string | null {
   if (!status.optime) return null;
-  const o: { optime: number; slots?: Readonly<Record<string, number>> } = { optime: status.optime };
+  const o: { optime: number; slots?: Readonly<Record<string, number>>; retain_slots?: readonly string[] } = { optime: status.optime };
   if (status.slots && Object.keys(status.slots).length > 0) o.slots = status.slots;
+  if (status.retain_slots && status.retain_slots.length > 0) o.retain_slots = status.retain_slots;
   return JSON.stringify(o);
 }

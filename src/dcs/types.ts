@@ -64,6 +64,8 @@ export type HistoryEntry = readonly [number, number, string, string?, string?];
 export interface ClusterStatus {
   readonly optime?: number;
   readonly slots?: Readonly<Record<string, number>>;
+  /** Patroni 4: slots of members kept for member_slots_ttl after they were last seen (src/ha/slots.ts). */
+  readonly retain_slots?: readonly string[];
 }
 
 export interface Cluster {

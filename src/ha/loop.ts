@@ -15,7 +15,7 @@ import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { decide, needsPeerStatuses } from './decide.js';
 import { replicaMethodWorksWithoutLeader } from '../postgres/options.js';
-import { slotNamesFor } from './slots.js';
+import { SlotKeeper } from './slot-keeper.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
@@ -24,7 +24,6 @@ import { initialMemory } from './types.js';
 /** How long a new leader watches for its chosen standbys to become synchronous before moving on. */
 const SYNC_CONFIRM_MS = 2000;
 const SYNC_RECHECK_MS = 100;
-const REPLICA_SLOT_CHECK_MS = 30_000;
 
 export type PeerFetcher = (apiUrl: string, timeoutMs: number) => Promise<Record<string, unknown> | null>;
 
@@ -93,8 +92,8 @@ export class HaLoop {
   private syncNamesSet: string | undefined = undefined;
   /** Quorum mode: the primary's WAL position when synchronous_standby_names last changed. */
   private quorumSince: number | null = null;
-  private replicaSlotsKey: string | null = null;
-  private replicaSlotsAt = 0;
+  /** Replication slots (use_slots, permanent, ignore_slots, member_slots_ttl): src/ha/slot-keeper.ts. */
+  private readonly slots: SlotKeeper;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -119,6 +118,7 @@ export class HaLoop {
       dynamic: () => this.view.dynamic,
     };
     d.pg.configure(dynamic);
+    this.slots = new SlotKeeper({ me: d.config.name, tags: d.config.tags, pg: d.pg, log: d.log, wallNow: () => d.clock.wallNow().getTime() });
   }
 
   /** Run ticks until stop(). Resolves when the loop has ended. */
@@ -463,9 +463,10 @@ export class HaLoop {
     try {
       if (pg?.running) await this.reloadIfParametersChanged();
       if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
-      else if (pg?.running && pg.accepting && pg.inRecovery === true && this.view.dynamic.postgresql.use_slots) {
-        await this.replicaSlots(dcs.cluster);
+      else if (pg?.running && pg.accepting && pg.inRecovery === true && !this.exec.memory.actionInProgress) {
+        await this.slots.sync(dcs.cluster, pg, this.view.dynamic, 'replica');
       }
+      if (decision.action !== 'lead') this.slots.notLeading();
       await this.d.store.touchMember(this.memberData(pg));
     } catch (e) {
       this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
@@ -483,16 +484,14 @@ export class HaLoop {
 
   private async leaderHousekeeping(cluster: Cluster, pg: PgObservation): Promise<void> {
     const { store, log } = this.d;
-    const status: ClusterStatus = { optime: pg.walPosition ?? undefined };
+    const status: ClusterStatus = { optime: pg.walPosition ?? undefined, ...this.slots.leaderStatus(cluster, pg, this.view.dynamic) };
     if (!(await store.updateLeader(status))) {
       log.error('could not renew the leader lock: it is no longer ours');
       this.view.isLeader = false;
       this.wake();
       return;
     }
-    if (this.view.dynamic.postgresql.use_slots) {
-      await this.d.pg.syncSlots(slotNamesFor(this.d.config.name, 'leader', cluster)).catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'slot sync failed'));
-    }
+    await this.slots.sync(cluster, pg, this.view.dynamic, 'primary');
     await this.updateHistory(cluster, pg);
     await this.syncReplication(cluster, pg);
   }
@@ -594,24 +593,6 @@ export class HaLoop {
     const value = { leader: this.d.config.name, sync_standby: names.length ? [...names].sort().join(',') : null, ...(quorum !== undefined && names.length ? { quorum } : {}) };
     const ok = await this.d.store.setSync(value, c.sync?.version ?? null);
     if (!ok) this.d.log.warn('could not record the synchronous standbys (sync key changed concurrently)');
-  }
-
-  /**
-   * Cascading: a replica keeps slots for the members tagged replicatefrom it — checked when that set
-   * changes and otherwise every REPLICA_SLOT_CHECK_MS (an idle replica need not query every tick).
-   */
-  private async replicaSlots(cluster: Cluster): Promise<void> {
-    const names = slotNamesFor(this.d.config.name, 'replica', cluster);
-    const key = names.join(',');
-    const now = this.d.clock.now();
-    if (key === this.replicaSlotsKey && now - this.replicaSlotsAt < REPLICA_SLOT_CHECK_MS) return;
-    try {
-      await this.d.pg.syncSlots(names);
-      this.replicaSlotsKey = key;
-      this.replicaSlotsAt = now;
-    } catch (e) {
-      this.d.log.warn({ err: errorMessage(e) }, 'slot sync failed');
-    }
   }
 
   /** Dynamic `postgresql.parameters` changed in the store: every member rewrites its config and reloads. */

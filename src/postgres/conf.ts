@@ -98,6 +98,8 @@ export interface ParamOptions {
   synchronousStandbyNames?: string;
   /** Archive recovery after a custom bootstrap (`bootstrap.<method>.recovery_conf`): written as they are. */
   recoveryParameters?: Record<string, PgParamValue>;
+  /** Permanent logical slots on a replica need feedback (Patroni's enforce_hot_standby_feedback): forced on. */
+  hotStandbyFeedback?: boolean;
 }
 
 /** The data dir's parent: where the default socket goes. */
@@ -153,6 +155,7 @@ export function effectiveParameters(config: DaemonConfig, dynamic: DynamicConfig
   for (const k of OURS_ONLY) delete params[k];
   if (opts.synchronousStandbyNames !== undefined) params.synchronous_standby_names = opts.synchronousStandbyNames;
   for (const [k, v] of Object.entries(opts.recoveryParameters ?? {})) params[k.toLowerCase()] = v;
+  if (opts.hotStandbyFeedback) params.hot_standby_feedback = true;
   return params;
 }
 

@@ -24,6 +24,7 @@ import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWal
 import { CallbackRunner, splitCommand, type CallbackAction, type CallbackRole } from './callbacks.js';
 import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
+import { PgSlots, type SlotsPort } from './slots.js';
 
 export interface LocalPostgresOptions {
   config: DaemonConfig;
@@ -91,6 +92,10 @@ export class LocalPostgres implements PostgresControl {
   private viaSocket = false;
   /** Archive recovery settings while a custom bootstrap recovers (null otherwise). */
   private recoveryParams: Record<string, string | number | boolean> | null = null;
+  /** hot_standby_feedback forced on for permanent logical slots on a replica (src/postgres/slots.ts). */
+  private hotStandbyFeedback = false;
+  /** Replication slot effects (src/postgres/slots.ts). */
+  readonly replicationSlots: SlotsPort;
 
   constructor(o: LocalPostgresOptions) {
     this.cfg = o.config;
@@ -101,6 +106,20 @@ export class LocalPostgres implements PostgresControl {
     this.dataDir = resolve(o.config.postgresql.data_dir);
     this.logFile = join(dirname(this.dataDir), `${basename(this.dataDir)}.postgresql.log`);
     this.callbacks = new CallbackRunner({ callbacks: () => this.cfg.postgresql.callbacks, scope: this.cfg.scope, log: this.log });
+    this.replicationSlots = new PgSlots({
+      query: (sql, params) => this.query(sql, params),
+      clientConfig: (database) => ({ ...this.connParams(), database }),
+      superuser: this.cfg.postgresql.authentication.superuser,
+      dataDir: this.dataDir,
+      restartWith: (whileStopped, timeoutMs) => this.restart(timeoutMs, whileStopped),
+      setHotStandbyFeedback: async (on) => {
+        if (on === this.hotStandbyFeedback) return;
+        this.hotStandbyFeedback = on;
+        this.log.info({ hot_standby_feedback: on ? 'on (permanent logical slots)' : '(as configured)' }, 'hot_standby_feedback changed');
+        await this.reloadConfig();
+      },
+      log: this.log,
+    });
   }
 
   private callback(action: CallbackAction, role: CallbackRole): void {
@@ -308,6 +327,7 @@ export class LocalPostgres implements PostgresControl {
         standby: settings,
         ...(this.syncNames !== undefined ? { synchronousStandbyNames: this.syncNames } : {}),
         ...(this.recoveryParams ? { recoveryParameters: this.recoveryParams } : {}),
+        ...(this.hotStandbyFeedback && standby ? { hotStandbyFeedback: true } : {}),
       }),
     );
     writePgFile(join(this.dataDir, 'pg_hba.conf'), pgHbaConf(this.cfg, this.dynamic));
@@ -760,13 +780,14 @@ export class LocalPostgres implements PostgresControl {
   }
 
   /** Restart with the same role and standby settings (REST POST /restart, scheduled restarts). */
-  async restart(timeoutMs: number): Promise<void> {
+  async restart(timeoutMs: number, whileStopped?: () => void): Promise<void> {
     if (this.postmasterPid() === null) throw new PostgresError('restart: postgresql is not running');
     const standby = this.standby !== undefined ? this.standby : await this.currentStandby();
     const deadline = this.clock.now() + timeoutMs;
     await this.stopServer('fast', timeoutMs, false);
     await this.clearStaleLocks(Math.max(1000, deadline - this.clock.now()));
     this.writeConfig(standby);
+    whileStopped?.();
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
     this.callback('on_restart', standby === null ? 'master' : 'replica');

@@ -1,4 +1,5 @@
 import type { DynamicConfig } from '../config/types.js';
+import type { SlotsPort } from './slots.js';
 
 /**
  * One PostgreSQL instance, seen through a narrow port so the HA loop can be tested without processes.
@@ -109,6 +110,8 @@ export interface PostgresControl {
   moveDataDirAside(reason: string): Promise<string>;
   /** Make the set of physical replication slots exactly `names` (primary only). */
   syncSlots(names: readonly string[]): Promise<void>;
+  /** Replication slot effects (src/postgres/slots.ts); absent (test fakes): only syncSlots is used. */
+  readonly replicationSlots?: SlotsPort;
   /**
    * The current timeline's history file as `[timeline, switch LSN, reason]` rows (primary only):
    * the leader publishes it in the store's `history` key after a promotion.

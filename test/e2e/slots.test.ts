@@ -1,0 +1,195 @@
+/**
+ * Replication slots on a real 3-member cluster (PostgreSQL + etcd), as Patroni 4 keeps them:
+ * permanent physical and logical slots on every member and across a kill -9 failover (a logical consumer
+ * resumes on the new primary), ignore_slots left alone, unknown slots dropped, the slot of a member that
+ * is gone dropped member_slots_ttl after it was last seen, and a slot PostgreSQL invalidated
+ * (max_slot_wal_keep_size) recreated while pg_wal stays bounded.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { member } from '../../src/local/cluster.js';
+import { clusterView, killMember, leaderOf, query, restartMember, startTestCluster, waitFor, waitHealthy, type TestCluster } from '../helpers/e2e.js';
+
+const MB = 1024 * 1024;
+let tc: TestCluster;
+
+before(async () => {
+  tc = await startTestCluster({
+    members: 3,
+    ttl: 10,
+    loopWait: 1,
+    retryTimeout: 3,
+    extra: {
+      dcs: {
+        member_slots_ttl: '6s',
+        slots: { perm_phys: { type: 'physical' }, perm_cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' } },
+        ignore_slots: [{ name: 'ext_keep' }],
+        postgresql: {
+          parameters: {
+            wal_log_hints: 'on',
+            max_connections: 100,
+            wal_level: 'logical',
+            max_slot_wal_keep_size: '32MB',
+            max_wal_size: '64MB',
+            min_wal_size: '32MB',
+            // A walsender whose receiver stopped answering gives its slot up (so PostgreSQL can invalidate it).
+            wal_sender_timeout: '5s',
+          },
+        },
+      },
+    },
+  });
+});
+
+after(async () => {
+  await tc?.destroy();
+});
+
+type SlotRow = { slot_name: string; slot_type: string; active: boolean; wal_status: string | null; restart_lsn: string | null; confirmed_flush_lsn: string | null };
+
+async function slots(name: string): Promise<Map<string, SlotRow>> {
+  const rows = await query<SlotRow>(
+    tc.state,
+    name,
+    'SELECT slot_name, slot_type, active, wal_status, restart_lsn::text, confirmed_flush_lsn::text FROM pg_replication_slots ORDER BY 1',
+  );
+  return new Map(rows.map((r) => [r.slot_name, r]));
+}
+
+async function leaderName(): Promise<string> {
+  return leaderOf(await waitHealthy(tc.state, 180_000)).name;
+}
+
+async function storedStatus(): Promise<{ slots?: Record<string, number>; retain_slots?: string[] }> {
+  const r = await fetch(`http://127.0.0.1:${tc.etcd.clientPort}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({ key: Buffer.from(`/service/${tc.state.scope}/status`).toString('base64') }),
+  });
+  const j = (await r.json()) as { kvs?: Array<{ value: string }> };
+  const v = j.kvs?.[0]?.value;
+  return v ? JSON.parse(Buffer.from(v, 'base64').toString('utf8')) : {};
+}
+
+test('permanent slots on every member; member slots everywhere; unknown slots dropped, ignored ones kept', async () => {
+  const leader = await leaderName();
+  const replicas = tc.state.members.map((m) => m.name).filter((n) => n !== leader);
+  await query(tc.state, leader, "SELECT pg_create_physical_replication_slot('ext_keep'), pg_create_physical_replication_slot('stray')");
+  await waitFor('stray dropped on the leader, ext_keep kept', 30_000, async () => {
+    const s = await slots(leader);
+    return !s.has('stray') && s.has('ext_keep') && s.has('perm_phys') && s.get('perm_cdc')?.slot_type === 'logical' ? s : null;
+  });
+  for (const r of replicas) {
+    const s = await waitFor(`slots on ${r}`, 60_000, async () => {
+      const s = await slots(r);
+      const want = ['perm_phys', 'perm_cdc', 'member_1', 'member_2', 'member_3'].filter((n) => n !== r.replace('-', '_'));
+      return want.every((n) => s.has(n)) ? s : null;
+    });
+    assert.equal(s.get('perm_cdc')!.slot_type, 'logical', `the logical slot was copied to ${r}`);
+    const hsf = await query<{ h: string }>(tc.state, r, "SELECT current_setting('hot_standby_feedback') AS h");
+    assert.equal(hsf[0]!.h, 'on', 'logical slot copies need hot_standby_feedback');
+  }
+  const status = await storedStatus();
+  assert.ok(status.slots && typeof status.slots.perm_cdc === 'number' && typeof status.slots[leader.replace('-', '_')] === 'number', JSON.stringify(status));
+});
+
+test('kill -9 of the primary: the promoted member has the logical slot and a consumer resumes from its last confirmed position', async () => {
+  const old = await leaderName();
+  await query(tc.state, old, "CREATE TABLE cdc_probe(v text); INSERT INTO cdc_probe VALUES ('before')");
+  const consumed = await query<{ data: string }>(tc.state, old, "SELECT data FROM pg_logical_slot_get_changes('perm_cdc', NULL, NULL)");
+  assert.ok(consumed.some((r) => r.data.includes("'before'")), 'the consumer sees the first row on the old primary');
+  const confirmed = (await slots(old)).get('perm_cdc')!.confirmed_flush_lsn!;
+  const replicas = tc.state.members.map((m) => m.name).filter((n) => n !== old);
+  for (const r of replicas) {
+    await waitFor(`perm_cdc on ${r} advanced to ${confirmed}`, 60_000, async () => {
+      const rows = await query<{ ok: boolean }>(tc.state, r, "SELECT confirmed_flush_lsn >= $1::pg_lsn AS ok FROM pg_replication_slots WHERE slot_name = 'perm_cdc'", [confirmed]);
+      return rows[0]?.ok === true;
+    });
+  }
+  await killMember(tc.state, old);
+  const promoted = await waitFor('a new primary', 60_000, async () => {
+    const c = await clusterView(tc.state);
+    const l = c?.members.find((m) => m.role === 'leader' && m.state === 'running');
+    return l && l.name !== old ? l.name : null;
+  });
+  await waitFor(`${promoted} out of recovery`, 30_000, async () => (await query<{ r: boolean }>(tc.state, promoted, 'SELECT pg_is_in_recovery() AS r'))[0]?.r === false);
+  const after = await slots(promoted);
+  assert.ok(after.has('perm_cdc') && after.has('perm_phys'), `permanent slots survived on ${promoted}: ${[...after.keys()].join(',')}`);
+  await query(tc.state, promoted, "INSERT INTO cdc_probe VALUES ('after')");
+  const changes = await query<{ data: string }>(tc.state, promoted, "SELECT data FROM pg_logical_slot_get_changes('perm_cdc', NULL, NULL)");
+  const text = changes.map((r) => r.data).join('\n');
+  assert.match(text, /'after'/, 'changes made after the failover are decoded on the new primary');
+  assert.doesNotMatch(text, /'before'/, 'nothing from before the last confirmed position');
+  restartMember(tc.state, old);
+  await waitHealthy(tc.state, 180_000);
+});
+
+test('a member that is gone keeps its slot until member_slots_ttl after it was last seen, then it is dropped', async () => {
+  const leader = await leaderName();
+  const victim = tc.state.members.map((m) => m.name).find((n) => n !== leader)!;
+  const slot = victim.replace('-', '_');
+  await waitFor(`slot ${slot} on the leader`, 30_000, async () => (await slots(leader)).has(slot));
+  await killMember(tc.state, victim);
+  try {
+    // Its member key expires after ttl; the slot must outlive it (retained), listed in status.retain_slots.
+    await waitFor(`${victim} gone from the store`, 60_000, async () => {
+      const c = await clusterView(tc.state);
+      return c && !c.members.some((m) => m.name === victim);
+    });
+    const goneAt = Date.now();
+    assert.ok((await slots(leader)).has(slot), 'the slot is retained right after the member key expired');
+    assert.ok((await storedStatus()).retain_slots?.includes(slot), 'status.retain_slots lists it');
+    await waitFor(`slot ${slot} dropped on the leader`, 60_000, async () => !(await slots(leader)).has(slot));
+    assert.ok(Date.now() - goneAt >= 2000, 'not dropped at once: retained for member_slots_ttl');
+    assert.ok(!(await storedStatus()).retain_slots?.includes(slot), 'no longer retained');
+  } finally {
+    restartMember(tc.state, victim);
+  }
+  await waitHealthy(tc.state, 180_000);
+  await waitFor(`slot ${slot} back on the leader`, 30_000, async () => (await slots(leader)).get(slot)?.active === true);
+});
+
+test('max_slot_wal_keep_size: the slot of a member that stopped streaming is invalidated, pg_wal stays bounded, the slot is recreated', async () => {
+  const leader = await leaderName();
+  const victim = tc.state.members.map((m) => m.name).find((n) => n !== leader)!;
+  const slot = victim.replace('-', '_');
+  await waitFor(`${victim} streams through ${slot}`, 60_000, async () => (await slots(leader)).get(slot)?.active === true);
+  // Freeze the member's WAL receiver: the member (and its daemon) stays, but stops consuming WAL.
+  const rx = await query<{ pid: number }>(tc.state, victim, 'SELECT pid FROM pg_stat_wal_receiver');
+  const pid = rx[0]!.pid;
+  process.kill(pid, 'SIGSTOP');
+  let resumed = false;
+  try {
+    await waitFor(`${slot} given up by its walsender`, 60_000, async () => (await slots(leader)).get(slot)?.active === false);
+    const before = (await slots(leader)).get(slot)!.restart_lsn;
+    let maxWal = 0;
+    await waitFor(`${slot} invalidated and recreated`, 120_000, async () => {
+      await query(tc.state, leader, "CREATE TABLE IF NOT EXISTS wal_filler(v text); INSERT INTO wal_filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)");
+      await query(tc.state, leader, 'SELECT pg_switch_wal()');
+      await query(tc.state, leader, 'CHECKPOINT');
+      const size = await query<{ s: string }>(tc.state, leader, 'SELECT COALESCE(sum(size), 0)::bigint::text AS s FROM pg_ls_waldir()');
+      maxWal = Math.max(maxWal, Number(size[0]!.s));
+      const s = (await slots(leader)).get(slot);
+      // Recreated: it exists again, reserves WAL, from a position later than before the invalidation.
+      return s && s.wal_status !== 'lost' && s.restart_lsn !== null && before !== null && s.restart_lsn !== before && !s.active ? s : null;
+    });
+    // 32MB kept for slots + max_wal_size 64MB, plus the current and one preallocated segment.
+    assert.ok(maxWal <= (32 + 64 + 32) * MB, `pg_wal stayed bounded (max ${Math.round(maxWal / MB)} MB)`);
+    assert.ok(/lost|invalidat|recreat/i.test(await leaderLog(leader)), 'the leader logged the invalidated slot');
+  } finally {
+    process.kill(pid, 'SIGCONT');
+    resumed = true;
+  }
+  assert.ok(resumed);
+  // Nothing crashed: the leader still leads and writes.
+  assert.equal(await leaderName().catch(() => leader), leader);
+  await query(tc.state, leader, "INSERT INTO wal_filler VALUES ('still writable')");
+  // The member cannot stream (its WAL is gone): Patroni's answer is to rebuild it (reinitialize).
+  const r = await fetch(`http://127.0.0.1:${member(tc.state, victim).apiPort}/reinitialize`, { method: 'POST', body: JSON.stringify({ force: true }) });
+  assert.equal(r.status, 200, `reinitialize answered ${r.status}: ${await r.text()}`);
+  await waitFor(`${victim} streaming again through ${slot}`, 180_000, async () => (await slots(leader)).get(slot)?.active === true);
+});
+
+async function leaderLog(name: string): Promise<string> {
+  const { readFileSync } = await import('node:fs');
+  return readFileSync(member(tc.state, name).logFile, 'utf8');
+}
