@@ -57,6 +57,8 @@ const RENAMED: ReadonlyArray<readonly [old: string, now: string]> = [
 export const INTERPRETED_DYNAMIC_KEYS: readonly string[] = [
   'ttl', 'loop_wait', 'retry_timeout', ...Object.keys(INT_MINIMUM), ...BOOL_KEYS, 'synchronous_mode',
   ...RENAMED.map(([old]) => old), 'postgresql',
+  // Standby cluster: read from `raw` by src/ha/standby.ts (standbyClusterSettings).
+  'standby_cluster',
   // Replication slots: read from `raw` by src/ha/slots.ts (readSlotsConfig).
   'slots', 'permanent_slots', 'permanent_replication_slots', 'ignore_slots', 'member_slots_ttl',
 ];

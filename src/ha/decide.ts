@@ -21,8 +21,16 @@ import { formatLsn } from '../postgres/lsn.js';
 import { quorumVisible } from './sync.js';
 import { slotNameForMember } from '../postgres/types.js';
 import type { HaDecision, HaObservation, Source } from './types.js';
+import { inStandbyCluster, withoutSyncMode } from './standby.js';
 
-export function decide(o: HaObservation): HaDecision {
+export function decide(observed: HaObservation): HaDecision {
+  // A standby cluster (standby.ts): the cluster's own rules, then what a standby cluster changes.
+  const sc = observed.settings.standbyCluster;
+  if (sc) return inStandbyCluster(observed, sc, decideCluster(withoutSyncMode(observed, sc)));
+  return decideCluster(observed);
+}
+
+function decideCluster(o: HaObservation): HaDecision {
   if (!o.dcs.ok) {
     if (o.memory.actionInProgress) return noop(`${o.memory.actionInProgress.name} in progress`);
     return decideWithoutStore(o, o.dcs.error);

@@ -10,7 +10,7 @@ import type { PostgresControl } from '../postgres/types.js';
 import type { Clock } from '../util/clock.js';
 import { PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
-import type { HaDecision, HaMemory, RewindVerdict } from './types.js';
+import type { HaDecision, HaMemory, RewindVerdict, Source } from './types.js';
 
 export interface ExecutePorts {
   readonly store: DcsStore;
@@ -48,9 +48,14 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
       return;
     case 'bootstrap':
       return bootstrap(p, s);
+    case 'bootstrap_standby_leader':
+      return bootstrapStandbyLeader(d.source, p, s);
+    case 'lead_standby':
+      return p.pg.follow(d.upstream.conn);
     case 'create_replica':
       return runLong(p, s, 'creating replica', async () => {
-        await p.pg.createReplica(d.source?.conn ?? null);
+        // A standby cluster's remote reached only through an archive has no host to copy from.
+        await p.pg.createReplica(d.source?.conn.host ? d.source.conn : null, d.methods);
         const leader = s.cluster?.leader?.name;
         const tl = leader ? findMember(s.cluster!, leader)?.data.timeline : undefined;
         // A fresh copy of the leader cannot have diverged from it.
@@ -137,6 +142,43 @@ async function bootstrap(p: ExecutePorts, s: ExecState): Promise<void> {
     }
     await writeConfigIfMissing(p, s);
     p.log.info({ sysid }, 'cluster initialized');
+  });
+}
+
+/**
+ * Patroni's bootstrap_standby_leader: win the `initialize` race, copy the remote (pg_basebackup from it
+ * with our replication credentials, or standby_cluster.create_replica_methods), record its system
+ * identifier, start in recovery streaming from it, take the lock. A failed copy is given back like a
+ * failed initdb; a copy that fails only to start stays (the loop starts it again, as a standby).
+ */
+async function bootstrapStandbyLeader(source: Source, p: ExecutePorts, s: ExecState): Promise<void> {
+  if (!(await p.store.initialize('', true))) {
+    p.log.info('lost the bootstrap race: another member bootstraps the standby leader');
+    return;
+  }
+  const methods = s.dynamic().raw.standby_cluster as { create_replica_methods?: unknown } | undefined;
+  const list = Array.isArray(methods?.create_replica_methods) ? (methods.create_replica_methods as string[]) : [];
+  return runLong(p, s, 'bootstrapping a standby leader', async () => {
+    try {
+      await p.pg.createReplica(source.conn.host ? source.conn : null, list.length ? list : ['basebackup']);
+    } catch (e) {
+      p.log.error({ err: errorMessage(e), from: source.member }, 'could not copy the remote cluster: giving the initialize key back');
+      s.memory = { ...s.memory, bootstrapFailed: true };
+      const obs = await p.pg.observe().catch(() => null);
+      if (obs && obs.dataDir !== 'empty') {
+        const moved = await p.pg.moveDataDirAside('failed-bootstrap').catch(() => null);
+        if (moved) p.log.warn({ movedTo: moved }, 'data directory of the failed copy moved aside');
+      }
+      await p.store.cancelInitialization();
+      return;
+    }
+    const sysid = (await p.pg.observe()).sysid;
+    if (sysid) await p.store.initialize(sysid, false);
+    p.log.info({ from: source.member, sysid }, 'copied the remote cluster: starting as its standby leader');
+    await p.pg.start({ upstream: source.conn, timeoutMs: START_TIMEOUT_MS });
+    await s.publish('running');
+    if (!(await p.store.attemptToAcquireLeader())) p.log.error('bootstrapped a standby leader but could not take the leader lock');
+    await writeConfigIfMissing(p, s);
   });
 }
 

@@ -18,6 +18,7 @@ import { replicaMethodWorksWithoutLeader } from '../postgres/options.js';
 import { SlotKeeper } from './slot-keeper.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
+import { isStandbyClusterSection, standbyClusterSettings } from './standby.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
 import { initialMemory } from './types.js';
 
@@ -414,6 +415,7 @@ export class HaLoop {
       synchronousMode: dyn.synchronous_mode !== false,
       quorumCommit: dyn.synchronous_mode === 'quorum',
       replicaWithoutLeader: config.postgresql.create_replica_methods.some((m) => replicaMethodWorksWithoutLeader(config, m)),
+      standbyCluster: standbyClusterSettings(config, dyn),
     };
     return {
       now: clock.now(),
@@ -462,11 +464,12 @@ export class HaLoop {
     if (!dcs.ok) return this.armGuard(pg);
     try {
       if (pg?.running) await this.reloadIfParametersChanged();
-      if (decision.action === 'lead' && pg) await this.leaderHousekeeping(dcs.cluster, pg);
+      const leading = decision.action === 'lead' || decision.action === 'lead_standby';
+      if (leading && pg) await this.leaderHousekeeping(dcs.cluster, pg);
       else if (pg?.running && pg.accepting && pg.inRecovery === true && !this.exec.memory.actionInProgress) {
         await this.slots.sync(dcs.cluster, pg, this.view.dynamic, 'replica');
       }
-      if (decision.action !== 'lead') this.slots.notLeading();
+      if (!leading) this.slots.notLeading();
       await this.d.store.touchMember(this.memberData(pg));
     } catch (e) {
       this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
@@ -491,6 +494,8 @@ export class HaLoop {
       this.wake();
       return;
     }
+    // A standby leader (standby.ts) keeps slots for its members; no history, no synchronous standbys.
+    if (pg.inRecovery === true) return this.slots.sync(cluster, pg, this.view.dynamic, 'standby_leader');
     await this.slots.sync(cluster, pg, this.view.dynamic, 'primary');
     await this.updateHistory(cluster, pg);
     await this.syncReplication(cluster, pg);
@@ -627,6 +632,7 @@ export class HaLoop {
     else v.state = pg.running ? (pg.accepting ? 'running' : 'starting') : 'stopped';
     if (!pg || pg.dataDir !== 'initialized') v.role = 'uninitialized';
     else if (pg.running && pg.inRecovery === false) v.role = 'master';
+    else if (pg.running && v.isLeader && isStandbyClusterSection(v.dynamic.raw.standby_cluster)) v.role = 'standby_leader';
     else v.role = 'replica';
   }
 

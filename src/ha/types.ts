@@ -7,6 +7,7 @@
 import type { Tags } from '../config/types.js';
 import type { Cluster } from '../dcs/types.js';
 import type { PgObservation, StopMode, UpstreamConn } from '../postgres/types.js';
+import type { StandbyCluster } from './standby.js';
 
 export interface HaSettings {
   readonly ttl: number;
@@ -22,6 +23,8 @@ export interface HaSettings {
   readonly quorumCommit: boolean;
   /** A configured replica method works without a running member (no_leader / no_master). */
   readonly replicaWithoutLeader: boolean;
+  /** `standby_cluster` in the dynamic config (standby.ts); absent or null: an ordinary cluster. */
+  readonly standbyCluster?: StandbyCluster | null;
 }
 
 /** A member we could copy from or follow: its name and where its PostgreSQL listens. */
@@ -104,7 +107,11 @@ export type HaDecision =
   /** Take the `initialize` key; on success run initdb and become the first leader. */
   | { readonly action: 'bootstrap'; readonly reason: string }
   /** Build an empty data dir as a copy of `source` (pg_basebackup). */
-  | { readonly action: 'create_replica'; readonly reason: string; readonly source: Source | null }
+  | { readonly action: 'create_replica'; readonly reason: string; readonly source: Source | null; readonly methods?: readonly string[] }
+  /** Standby cluster: take the `initialize` key; on success copy the remote `source` and run as its standby leader. */
+  | { readonly action: 'bootstrap_standby_leader'; readonly reason: string; readonly source: Source }
+  /** Standby cluster: we hold the lock and stay in recovery; keep the lock, stream from (restore from) the remote `upstream`. */
+  | { readonly action: 'lead_standby'; readonly reason: string; readonly upstream: Source }
   /** Start the stopped PostgreSQL read-only, streaming from `upstream` (null: no upstream yet). */
   | { readonly action: 'start_replica'; readonly reason: string; readonly upstream: Source | null }
   /** Stop PostgreSQL and keep it stopped (e.g. a system identifier mismatch). */

@@ -53,6 +53,8 @@ export interface CreateOptions {
   extra?: LocalState['extra'];
   engine?: LocalState['engine'];
   kube?: LocalState['kube'];
+  /** Reuse another cluster's passwords (a standby cluster copies its remote with them). */
+  credentials?: Pick<LocalState, 'superuser' | 'replication'>;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
@@ -82,8 +84,8 @@ export async function createLocalCluster(opts: CreateOptions): Promise<LocalStat
   const state: LocalState = {
     dir,
     scope: opts.scope ?? 'demo',
-    superuser: { username: 'postgres', password: secret() },
-    replication: { username: 'replicator', password: secret() },
+    superuser: opts.credentials ? { ...opts.credentials.superuser } : { username: 'postgres', password: secret() },
+    replication: opts.credentials ? { ...opts.credentials.replication } : { username: 'replicator', password: secret() },
     timing: { ttl: opts.ttl ?? 15, loop_wait: opts.loopWait ?? 2, retry_timeout: opts.retryTimeout ?? 4 },
     etcd: { clientPort: await freePort(), peerPort: await freePort(), pid: null, startTime: null },
     members,

@@ -191,6 +191,8 @@ export function primaryConninfo(config: DaemonConfig, up: UpstreamConn): string 
     ['sslkey', repl.sslkey],
     ['gssencmode', repl.gssencmode ?? 'prefer'],
     ['channel_binding', repl.channel_binding ?? 'prefer'],
+    // Patroni: a standby leader streaming through a slot must reach the remote primary, not a standby of it.
+    ['target_session_attrs', up.remote && !up.noSlot ? 'read-write' : undefined],
   ];
   return parts
     .filter(([, v]) => v !== undefined && v !== '')
@@ -209,16 +211,19 @@ export interface StandbySettings {
  * targets are set empty so that nothing in an included file can pause, promote or stop the standby.
  */
 export function standbyParameters(config: DaemonConfig, s: StandbySettings): Params {
-  const up = s.upstream;
+  // A standby cluster's remote may be only an archive (no host): no primary_conninfo then.
+  const up = s.upstream?.host ? s.upstream : null;
   return {
     primary_conninfo: up ? primaryConninfo(config, up) : '',
-    primary_slot_name: up && s.useSlots ? (up.slotName ?? slotNameForMember(config.name)) : '',
+    primary_slot_name: up && s.useSlots && !up.noSlot ? (up.slotName ?? slotNameForMember(config.name)) : '',
     recovery_target: '',
     recovery_target_lsn: '',
     recovery_target_name: '',
     recovery_target_time: '',
     recovery_target_timeline: 'latest',
     recovery_target_xid: '',
+    // Standby cluster (Patroni build_recovery_params): restore_command, archive_cleanup_command, recovery_min_apply_delay.
+    ...s.upstream?.recovery,
   };
 }
 
@@ -231,10 +236,11 @@ export function postgresqlConf(config: DaemonConfig, dynamic: DynamicConfig, opt
   const lines = ['# Written by pgwarden: changes here are overwritten. Set parameters in the pgwarden config.'];
   if (opts.includeBase) lines.push("include 'postgresql.base.conf'");
   const params = effectiveParameters(config, dynamic, opts);
-  for (const k of Object.keys(params).sort()) lines.push(`${k} = ${quoteValue(params[k]!)}`);
+  const sp = opts.standby ? standbyParameters(config, opts.standby) : {};
+  // A standby setting (restore_command of a standby cluster) replaces the same parameter, not repeats it.
+  for (const k of Object.keys(params).sort()) if (!(k in sp)) lines.push(`${k} = ${quoteValue(params[k]!)}`);
   if (opts.standby) {
     lines.push('', '# standby');
-    const sp = standbyParameters(config, opts.standby);
     for (const k of Object.keys(sp).sort()) lines.push(`${k} = ${quoteValue(sp[k]!)}`);
   }
   return `${lines.join('\n')}\n`;

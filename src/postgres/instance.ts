@@ -92,6 +92,9 @@ export class LocalPostgres implements PostgresControl {
   private viaSocket = false;
   /** Archive recovery settings while a custom bootstrap recovers (null otherwise). */
   private recoveryParams: Record<string, string | number | boolean> | null = null;
+  /** The upstream the last follow() applied (JSON) and to which postmaster: a standby leader's repeat is skipped. */
+  private followed: string | null = null;
+  private followedPid: number | null = null;
   /** hot_standby_feedback forced on for permanent logical slots on a replica (src/postgres/slots.ts). */
   private hotStandbyFeedback = false;
   /** Replication slot effects (src/postgres/slots.ts). */
@@ -544,8 +547,8 @@ export class LocalPostgres implements PostgresControl {
    * `basebackup` built in, any other a command of ours to run. Without a running source only methods
    * marked no_leader/no_master are tried.
    */
-  async createReplica(from: UpstreamConn | null): Promise<void> {
-    const configured = this.cfg.postgresql.create_replica_methods.length ? this.cfg.postgresql.create_replica_methods : ['basebackup'];
+  async createReplica(from: UpstreamConn | null, methodsOverride?: readonly string[]): Promise<void> {
+    const configured = methodsOverride ?? (this.cfg.postgresql.create_replica_methods.length ? this.cfg.postgresql.create_replica_methods : ['basebackup']);
     const methods = from ? configured : configured.filter((m) => replicaMethodWorksWithoutLeader(this.cfg, m));
     if (methods.length === 0) throw new PostgresError('no replica method works without a running member to copy from');
     let last: unknown = null;
@@ -626,8 +629,10 @@ export class LocalPostgres implements PostgresControl {
     this.writeConfig({ upstream: opts.upstream });
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
-    // A primary restarting as a replica changes role (Patroni's follow: on_role_change, not on_start).
-    this.callback(this.cbRole === 'master' ? 'on_role_change' : 'on_start', 'replica');
+    // A primary restarting as a replica changes role (Patroni's follow: on_role_change, not on_start),
+    // as does a replica starting as a standby cluster's standby leader.
+    const role = standbyRole(opts.upstream);
+    this.callback(this.cbRole !== null && this.cbRole !== role ? 'on_role_change' : 'on_start', role);
   }
 
   /**
@@ -790,7 +795,7 @@ export class LocalPostgres implements PostgresControl {
     whileStopped?.();
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
-    this.callback('on_restart', standby === null ? 'master' : 'replica');
+    this.callback('on_restart', standby === null ? 'master' : standbyRole(standby.upstream));
   }
 
   async promote(timeoutMs: number): Promise<void> {
@@ -836,11 +841,19 @@ export class LocalPostgres implements PostgresControl {
    * primary_slot_name on reload; older servers need a restart.
    */
   async follow(upstream: UpstreamConn): Promise<void> {
+    // A standby leader is told its remote every tick (Patroni's check_recovery_conf): reload only on a change.
+    const key = JSON.stringify(upstream);
+    if (upstream.remote && this.followed === key && this.postmasterPid() === this.followedPid) return;
     const rows = await this.query("SELECT pg_is_in_recovery() AS r, current_setting('server_version_num')::int AS v");
     if (rows[0]?.r !== true) throw new PostgresError('follow: postgresql is not running as a replica (demote it first)');
     this.writeConfig({ upstream });
     if (Number(rows[0]?.v) >= 130000) {
       await this.query('SELECT pg_reload_conf()');
+      this.followed = key;
+      this.followedPid = this.postmasterPid();
+      // Becoming (or ceasing to be) a standby cluster's standby leader is a role change (Patroni's follow).
+      const role = standbyRole(upstream);
+      if (this.cbRole !== null && this.cbRole !== role) this.callback('on_role_change', role);
       return;
     }
     this.log.info('restarting to follow a new upstream (PostgreSQL < 13 reads primary_conninfo at start only)');
@@ -860,7 +873,7 @@ export class LocalPostgres implements PostgresControl {
     if (this.standby === undefined) this.standby = await this.currentStandby();
     this.writeConfig(this.standby);
     await this.query('SELECT pg_reload_conf()');
-    this.callbacks.call('on_reload', this.standby === null ? 'master' : 'replica');
+    this.callbacks.call('on_reload', this.standby === null ? 'master' : standbyRole(this.standby.upstream));
   }
 
   // ---------- rejoin ----------
@@ -1071,6 +1084,11 @@ function exitText(r: RunResult): string {
 
 function lastLines(text: string, n: number): string {
   return text.trim().split('\n').slice(-n).join(' | ');
+}
+
+/** The callback role of a server in recovery: streaming from a standby cluster's remote makes it the standby leader. */
+function standbyRole(upstream: UpstreamConn | null): CallbackRole {
+  return upstream?.remote ? 'standby_leader' : 'replica';
 }
 
 function conninfoHostPort(conninfo: string): string | null {

@@ -69,6 +69,12 @@ export interface UpstreamConn {
   port: number;
   /** Used for application_name and the slot on the upstream. */
   slotName?: string;
+  /** Standby cluster: the upstream is the remote cluster (Patroni's RemoteMember); we are its standby leader. */
+  remote?: boolean;
+  /** Stream without a replication slot (a remote without primary_slot_name). */
+  noSlot?: boolean;
+  /** Standby cluster: restore_command, archive_cleanup_command (and from the remote recovery_min_apply_delay). */
+  recovery?: Readonly<Record<string, string | number>>;
 }
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
@@ -82,9 +88,10 @@ export interface PostgresControl {
   bootstrap(): Promise<string>;
   /**
    * Build the data dir with the configured replica methods (pg_basebackup from `from` by default);
-   * `from` null: only methods that need no running member (no_leader). Does not start.
+   * `from` null: only methods that need no running member (no_leader). Does not start. `methods`
+   * replaces the configured list (a standby cluster's `standby_cluster.create_replica_methods`).
    */
-  createReplica(from: UpstreamConn | null): Promise<void>;
+  createReplica(from: UpstreamConn | null, methods?: readonly string[]): Promise<void>;
   /**
    * Write postgresql.conf/pg_hba.conf/standby config and start; waits until it accepts connections.
    * Always starts read-only: `upstream: null` is a standby with nobody to stream from, never a primary

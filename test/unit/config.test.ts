@@ -205,10 +205,10 @@ test('bootstrap.dcs keys the daemon reads are type-checked at load', () => {
 });
 
 test('bootstrap.dcs is kept as written; unknown keys in it are warned about; timing is checked', () => {
-  const ok = load(`${MINIMAL}bootstrap: {dcs: {ttl: "40", loop_wait: 5, retry_timeout: 5, standby_cluster: {host: x}}}\n`);
-  assert.deepEqual(ok.config.bootstrap.dcs, { ttl: '40', loop_wait: 5, retry_timeout: 5, standby_cluster: { host: 'x' } });
-  assert.deepEqual(ok.warnings, ['bootstrap.dcs.standby_cluster: not supported yet, kept in the stored config but ignored']);
-  assert.deepEqual(ok.config.unsupported, ['bootstrap.dcs.standby_cluster']);
+  const ok = load(`${MINIMAL}bootstrap: {dcs: {ttl: "40", loop_wait: 5, retry_timeout: 5, standby_cluster: {host: x}, not_a_patroni_key: {host: x}}}\n`);
+  assert.deepEqual(ok.config.bootstrap.dcs, { ttl: '40', loop_wait: 5, retry_timeout: 5, standby_cluster: { host: 'x' }, not_a_patroni_key: { host: 'x' } });
+  assert.deepEqual(ok.warnings, ['bootstrap.dcs.not_a_patroni_key: not supported yet, kept in the stored config but ignored']);
+  assert.deepEqual(ok.config.unsupported, ['bootstrap.dcs.not_a_patroni_key']);
   const tight = load(`${MINIMAL}bootstrap: {dcs: {ttl: 20}}\n`);
   assert.deepEqual(tight.warnings, [
     'bootstrap.dcs.ttl: loop_wait + 2*retry_timeout must not exceed ttl 20 (was loop_wait 10, retry_timeout 10); using loop_wait 1, retry_timeout 9',
