@@ -12,7 +12,6 @@ import type { PgObservation, PostgresControl } from '../postgres/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import {
-  desiredSlots,
   needsHotStandbyFeedback,
   planSlots,
   readSlotsConfig,
@@ -96,12 +95,6 @@ export class SlotKeeper {
     const nofailover = this.d.tags.nofailover === true;
     const base = { me: this.d.me, role, nofailover, cluster, config, serverVersion: pg.serverVersion ?? 0 };
     const port = this.d.pg.replicationSlots;
-    if (!port) {
-      // Test fakes without slot support: physical member slots only.
-      const want = desiredSlots({ ...base, local: [], replayLsn: null, paused: dynamic.pause });
-      await this.d.pg.syncSlots(Object.keys(want).filter((n) => want[n]!.type === 'physical').sort());
-      return;
-    }
     if (role === 'replica') await port.setHotStandbyFeedback(needsHotStandbyFeedback(base));
     const local = await port.list();
     const plan = planSlots({ ...base, local, replayLsn: pg.replayLsn, paused: dynamic.pause });

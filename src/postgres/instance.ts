@@ -1003,22 +1003,6 @@ export class LocalPostgres implements PostgresControl {
     return parseHistoryFile(String(h[0]?.h ?? ''));
   }
 
-  async syncSlots(names: readonly string[]): Promise<void> {
-    const rows = await this.query("SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical'");
-    const have = new Map(rows.map((r) => [String(r.slot_name), r.active === true]));
-    for (const n of names) {
-      if (have.has(n)) continue;
-      // immediately_reserve = true: WAL is kept from now on, not only once the replica first connects.
-      await this.query('SELECT pg_create_physical_replication_slot($1, true)', [n]);
-      this.log.info({ slot: n }, 'created replication slot');
-    }
-    for (const [n, active] of have) {
-      if (names.includes(n) || active) continue;
-      await this.query('SELECT pg_drop_replication_slot($1)', [n]);
-      this.log.info({ slot: n }, 'dropped replication slot of a member that left');
-    }
-  }
-
   async close(): Promise<void> {
     await this.disconnect();
   }

@@ -115,10 +115,8 @@ export interface PostgresControl {
   rewind(from: UpstreamConn): Promise<void>;
   /** Move the data dir aside (never delete) so a new replica can be built. Returns where it went. */
   moveDataDirAside(reason: string): Promise<string>;
-  /** Make the set of physical replication slots exactly `names` (primary only). */
-  syncSlots(names: readonly string[]): Promise<void>;
-  /** Replication slot effects (src/postgres/slots.ts); absent (test fakes): only syncSlots is used. */
-  readonly replicationSlots?: SlotsPort;
+  /** Replication slot effects (src/postgres/slots.ts), planned by src/ha/slots.ts. */
+  readonly replicationSlots: SlotsPort;
   /**
    * The current timeline's history file as `[timeline, switch LSN, reason]` rows (primary only):
    * the leader publishes it in the store's `history` key after a promotion.

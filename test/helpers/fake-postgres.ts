@@ -1,6 +1,65 @@
 /** An in-memory PostgreSQL for HA loop tests: the PostgresControl port, no processes. */
 import type { DynamicConfig } from '../../src/config/types.js';
+import type { LocalSlot } from '../../src/ha/slots.js';
+import type { CopiedSlot, SlotsPort } from '../../src/postgres/slots.js';
 import type { PgObservation, PostgresControl, StopMode, UpstreamConn } from '../../src/postgres/types.js';
+
+/** Physical slots in memory (no logical decoding, no leader to copy from): what the HA loop tests need. */
+class FakeSlots implements SlotsPort {
+  readonly physical = new Map<string, LocalSlot>();
+
+  constructor(private readonly lsn: () => number) {}
+
+  async list(): Promise<LocalSlot[]> {
+    return [...this.physical.values()];
+  }
+
+  async drop(name: string): Promise<{ active: boolean; dropped: boolean }> {
+    return { active: false, dropped: this.physical.delete(name) };
+  }
+
+  async createPhysical(name: string): Promise<void> {
+    if (this.physical.has(name)) return;
+    const at = this.lsn();
+    this.physical.set(name, {
+      name,
+      type: 'physical',
+      plugin: null,
+      database: null,
+      active: false,
+      xmin: null,
+      catalogXmin: null,
+      restartLsn: at,
+      confirmedFlushLsn: null,
+      walStatus: 'reserved',
+    });
+  }
+
+  async createLogical(name: string): Promise<void> {
+    throw new Error(`fake: no logical slots (${name})`);
+  }
+
+  async advance(name: string, lsn: number): Promise<void> {
+    const s = this.physical.get(name);
+    if (s) this.physical.set(name, { ...s, restartLsn: lsn });
+  }
+
+  async readFromLeader(): Promise<CopiedSlot[]> {
+    return [];
+  }
+
+  async leaderCatalogXmins(): Promise<Map<string, number | null>> {
+    return new Map();
+  }
+
+  async install(): Promise<void> {}
+
+  async setHotStandbyFeedback(): Promise<void> {}
+
+  async hotStandbyFeedback(): Promise<boolean> {
+    return false;
+  }
+}
 
 export interface FakeCluster {
   sysid: string;
@@ -16,7 +75,7 @@ export class FakePostgres implements PostgresControl {
   timeline = 1;
   sysid: string | null = null;
   upstream: UpstreamConn | null = null;
-  slots: string[] = [];
+  readonly replicationSlots = new FakeSlots(() => this.wal);
   calls: string[] = [];
   /** Set to make the next start fail. */
   failStart = false;
@@ -138,8 +197,9 @@ export class FakePostgres implements PostgresControl {
     return '/moved';
   }
 
-  async syncSlots(names: readonly string[]): Promise<void> {
-    this.slots = [...names];
+  /** Names of the physical slots this server has. */
+  get slots(): string[] {
+    return [...this.replicationSlots.physical.keys()];
   }
 
   async reloadConfig(): Promise<void> {}

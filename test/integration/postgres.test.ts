@@ -1,6 +1,6 @@
 /**
  * LocalPostgres on real PostgreSQL servers (as the postgres OS user when run as root):
- * bootstrap, basebackup replica, slots, promote, divergence and pg_rewind, stale postmaster.pid.
+ * bootstrap, basebackup replica, replication slots (PgSlots, SlotKeeper), promote, divergence and pg_rewind, stale postmaster.pid.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,8 @@ import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { findBinDir } from '../../src/postgres/bin.js';
 import { LocalPostgres } from '../../src/postgres/instance.js';
+import { emptyCluster, type Cluster } from '../../src/dcs/types.js';
+import { SlotKeeper } from '../../src/ha/slot-keeper.js';
 import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/runas.js';
 import { systemClock as clock } from '../../src/util/clock.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -123,7 +125,7 @@ test('bootstrap: initdb, roles, running primary with a system identifier', async
 });
 
 test('replica: basebackup, start as standby, rows replicate through its slot', async () => {
-  await a.syncSlots(['b']);
+  await a.replicationSlots.createPhysical('b');
   b = await instance('b');
   await b.createReplica(conn(a));
   assert.equal((await b.observe()).dataDir, 'initialized');
@@ -161,11 +163,72 @@ test('replica: basebackup, start as standby, rows replicate through its slot', a
   assert.equal(pa.timeline, 1);
 });
 
-test('syncSlots drops inactive slots of members that left and keeps active ones', async () => {
-  await a.syncSlots(['b', 'gone']);
-  await a.syncSlots(['b']);
-  const names = (await a.query("SELECT slot_name FROM pg_replication_slots ORDER BY 1")).map((r) => r.slot_name);
-  assert.deepEqual(names, ['b']);
+test('replication slots (PgSlots): list, create twice, advance, drop only when idle, lost once invalidated', async () => {
+  const slots = a.replicationSlots;
+  await slots.createPhysical('idle');
+  await slots.createPhysical('idle');
+  const before = await slots.list();
+  assert.deepEqual(
+    before.map((s) => [s.name, s.type, s.active, s.walStatus]),
+    [['b', 'physical', true, 'reserved'], ['idle', 'physical', false, 'reserved']],
+  );
+  const idle = before.find((s) => s.name === 'idle')!;
+  assert.ok(idle.restartLsn! > 0, 'created with immediately_reserve: it holds WAL from the start');
+  assert.equal(idle.xmin, null);
+  await a.query("INSERT INTO t VALUES ('advance me')");
+  const now = (await a.observe()).walPosition!;
+  await slots.advance('idle', now, null);
+  const advanced = (await slots.list()).find((s) => s.name === 'idle')!.restartLsn!;
+  assert.ok(advanced > idle.restartLsn! && advanced <= now, `advanced from ${idle.restartLsn} to ${advanced} (asked ${now})`);
+  assert.deepEqual(await slots.drop('b'), { active: true, dropped: false }, 'b streams through its slot: not dropped');
+  assert.deepEqual(await slots.drop('nope'), { active: false, dropped: false });
+  // Invalidated by max_slot_wal_keep_size: what planSlots reads as lost (wal_status lost, no restart_lsn).
+  await slots.createPhysical('abandoned');
+  await a.query("ALTER SYSTEM SET max_slot_wal_keep_size = '16MB'");
+  await a.query('SELECT pg_reload_conf()');
+  try {
+    await until('the abandoned slot lost', 60_000, async () => {
+      await a.query("INSERT INTO t VALUES ('wal')");
+      await a.query('SELECT pg_switch_wal()');
+      await a.query('CHECKPOINT');
+      return (await slots.list()).find((s) => s.name === 'abandoned')?.walStatus === 'lost';
+    });
+  } finally {
+    await a.query('ALTER SYSTEM RESET max_slot_wal_keep_size');
+    await a.query('SELECT pg_reload_conf()');
+  }
+  const lost = (await slots.list()).find((s) => s.name === 'abandoned')!;
+  assert.equal(lost.restartLsn, null);
+  assert.equal((await slots.list()).find((s) => s.name === 'b')!.walStatus, 'reserved', 'the streaming slot kept up');
+  assert.deepEqual(await slots.drop('abandoned'), { active: false, dropped: true });
+  assert.deepEqual(await slots.drop('idle'), { active: false, dropped: true });
+  assert.deepEqual((await slots.list()).map((s) => s.name), ['b']);
+});
+
+test('SlotKeeper on a real primary: the member slot kept, a stray one dropped, a missing one created', async () => {
+  await a.query("SELECT pg_create_physical_replication_slot('stray')");
+  const keeper = new SlotKeeper({ me: 'a', tags: {}, pg: a, log: silentLogger(), wallNow: () => Date.now() });
+  const at = (name: string, role: string, port: number) => ({
+    name,
+    version: 1,
+    data: { conn_url: `postgres://127.0.0.1:${port}/postgres`, api_url: 'http://127.0.0.1:1/patroni', state: 'running', role },
+  });
+  const cluster: Cluster = {
+    ...emptyCluster,
+    initialize: (await a.observe()).sysid!,
+    members: [at('a', 'master', conn(a).port), at('b', 'replica', conn(b).port), at('c', 'replica', 1)],
+    leader: { name: 'a', version: 1 },
+  };
+  await keeper.sync(cluster, await a.observe(), dynamic, 'primary');
+  const after = await a.replicationSlots.list();
+  assert.deepEqual(after.map((s) => [s.name, s.active]), [['b', true], ['c', false]]);
+  // A second pass changes nothing; the positions published are those of the slots the last pass listed.
+  await keeper.sync(cluster, await a.observe(), dynamic, 'primary');
+  assert.deepEqual((await a.replicationSlots.list()).map((s) => [s.name, s.restartLsn]), after.map((s) => [s.name, s.restartLsn]));
+  const status = keeper.leaderStatus(cluster, await a.observe(), dynamic);
+  assert.deepEqual(Object.keys(status.slots ?? {}).sort(), ['a', 'b', 'c'], 'the leader publishes its own position and its member slots');
+  assert.deepEqual(status.retain_slots, ['a', 'b', 'c']);
+  assert.deepEqual(await a.replicationSlots.drop('c'), { active: false, dropped: true });
 });
 
 test('promote while the old primary still runs: timeline 2, and the old primary diverges', async () => {
@@ -192,7 +255,7 @@ test('promote while the old primary still runs: timeline 2, and the old primary 
 test('divergence: the former primary is rewound and follows the new one', async () => {
   assert.equal(await a.rewindNeeded(conn(b)), true);
   await a.rewind(conn(b));
-  await b.syncSlots(['a']);
+  await b.replicationSlots.createPhysical('a');
   await a.start({ upstream: conn(b, 'a'), timeoutMs: 60_000 });
   await b.query("INSERT INTO t VALUES ('streamed')");
   await until('rows streamed to the rewound member', 30_000, async () =>
@@ -209,7 +272,7 @@ test('a cleanly stopped former primary has not diverged: no rewind needed', asyn
   await a.promote(60_000);
   assert.equal((await a.observe()).timeline, 3);
   assert.equal(await b.rewindNeeded(conn(a)), false);
-  await a.syncSlots(['b']);
+  await a.replicationSlots.createPhysical('b');
   // Read-only without an upstream first, then follow: the reload applies primary_conninfo.
   await b.start({ upstream: null, timeoutMs: 60_000 });
   let o = await b.observe();
@@ -285,7 +348,7 @@ test('a crashed former primary with diverged writes is rewound (pg_rewind recove
   assert.equal(o.controlState, 'in production', 'pg_control says it crashed');
   assert.equal(await a.rewindNeeded(conn(b)), true);
   await a.rewind(conn(b));
-  await b.syncSlots(['a']);
+  await b.replicationSlots.createPhysical('a');
   await a.start({ upstream: conn(b, 'a'), timeoutMs: 60_000 });
   await b.query("INSERT INTO t VALUES ('after the crash')");
   await until('a to replicate from b', 30_000, async () =>
