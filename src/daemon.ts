@@ -11,6 +11,7 @@ import { HaLoop } from './ha/loop.js';
 import { LocalPostgres } from './postgres/instance.js';
 import { createApiServer } from './api/server.js';
 import { fetchMemberStatus } from './api/client.js';
+import { postFailsafe } from './api/failsafe-client.js';
 import { trustedCluster } from './api/cluster-json.js';
 import { systemClock } from './util/clock.js';
 import { errorMessage } from './util/errors.js';
@@ -36,7 +37,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
   const dynamic = dynamicFrom(null);
   const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
-  const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: fetchMemberStatus, dynamicFrom, version: VERSION });
+  const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: fetchMemberStatus, dynamicFrom, version: VERSION,
+    // POST /failsafe is behind restapi.authentication on every member (Patroni's PatroniRequest sends these credentials).
+    postFailsafe: (url, data, timeoutMs) => postFailsafe(url, data, timeoutMs, config.restapi.authentication) });
 
   /** SIGHUP / POST /reload: apply what can change live, keep the old config if the file is invalid. */
   const reload = () => {
@@ -64,6 +67,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
         config,
         paused: loop.view.dynamic.pause,
         scheduledRestart: loop.scheduledRestartAsPatroni(),
+        failsafeActive: loop.failsafe.isActive(),
       }),
       loadCluster: () => store.load(),
       now: () => clock.now(),
@@ -79,6 +83,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
       scheduleRestart: (r) => loop.scheduleRestart(r),
       cancelScheduledRestart: () => loop.cancelScheduledRestart(),
       reinitialize: (force) => loop.reinitialize(force),
+      acceptFailsafe: (leader) => loop.failsafe.receive(leader),
+      failsafeTopology: () => loop.failsafe.topology(),
     },
   });
   const addr = await api.listen();

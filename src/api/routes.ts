@@ -19,6 +19,7 @@ import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig, parseBool } from
 import type { ApiBackend, ApiRequest, ApiResponse, ApiView } from './types.js';
 import { HttpError, freshCluster, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
 import { MANAGEMENT_ROUTES } from './manage.js';
+import { getFailsafe, postFailsafe } from './failsafe.js';
 
 export { readJsonBody, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
 
@@ -208,6 +209,7 @@ export function patroniStatus(v: ApiView, cluster: Cluster | null): Record<strin
     r = { state: v.state === 'running' ? 'unknown' : v.state, role: v.role };
   }
   if (!cluster || !cluster.leader) r.cluster_unlocked = true;
+  if (v.failsafeActive) r.failsafe_mode_is_active = true;
   r.dcs_last_seen = v.dcsLastSeen ?? 0;
   const tags = effectiveTags(v.config.tags);
   if (Object.keys(tags).length) r.tags = tags;
@@ -321,10 +323,7 @@ const GET_ROUTES: Record<string, Handler> = {
     if (!c.config) throw new HttpError(502, 'there is no configuration in the store');
     return { status: 200, body: c.config.value };
   },
-  // No failsafe mode yet: Patroni answers 502 when the store has no failsafe topology.
-  '/failsafe': () => {
-    throw new HttpError(502, 'failsafe mode is not active');
-  },
+  '/failsafe': getFailsafe,
   '/metrics': (ctx) => ({
     status: 200,
     text: metricsText(ctx.view, patroniStatus(ctx.view, ctx.cluster)),
@@ -337,7 +336,7 @@ const GET_ROUTES: Record<string, Handler> = {
  * restart, reinitialize and config changes slot in here: validate, record the intent through a backend
  * hook, wake the loop — never act on PostgreSQL from here.
  */
-const UNSAFE_ROUTES: Record<string, Handler> = MANAGEMENT_ROUTES;
+const UNSAFE_ROUTES: Record<string, Handler> = { ...MANAGEMENT_ROUTES, 'POST /failsafe': postFailsafe };
 
 /** Every route by `METHOD /path`. */
 export const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([

@@ -3,7 +3,7 @@
  * optional backend hooks); it never manages PostgreSQL or decides anything about HA.
  */
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
-import type { Cluster } from '../dcs/types.js';
+import type { Cluster, FailsafeLeader, FailsafeTopology } from '../dcs/types.js';
 import type { PgObservation } from '../postgres/types.js';
 
 /** A consistent, cheap, synchronous snapshot owned by the HA loop, plus this member's identity. */
@@ -33,6 +33,8 @@ export interface ApiView {
   scheduledRestart?: Record<string, unknown> | null;
   /** What the last HA tick did and why. */
   lastAction: { action: string; reason: string } | null;
+  /** Failsafe mode is keeping this primary running, or a failsafe leader pinged this replica within ttl. */
+  failsafeActive?: boolean;
 }
 
 export interface ApiBackend {
@@ -66,6 +68,10 @@ export interface ApiBackend {
   cancelScheduledRestart?(): boolean;
   /** Start rebuilding this replica; null when started, else why not. */
   reinitialize?(force: boolean): Promise<string | null>;
+  /** POST /failsafe accepted: `leader` is our leader for the next ttl (failsafe mode). */
+  acceptFailsafe?(leader: FailsafeLeader): void;
+  /** The failsafe topology as last read or written (GET /failsafe); null: none. */
+  failsafeTopology?(): FailsafeTopology | null;
 }
 
 export interface RestartFilters {

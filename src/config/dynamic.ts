@@ -35,7 +35,7 @@ export interface DynamicReading {
 
 type Timing = Pick<DynamicConfig, 'ttl' | 'loop_wait' | 'retry_timeout'>;
 type IntKey = 'maximum_lag_on_failover' | 'primary_start_timeout' | 'primary_stop_timeout' | 'synchronous_node_count' | 'max_timelines_history';
-type BoolKey = 'synchronous_mode_strict' | 'pause' | 'check_timeline';
+type BoolKey = 'synchronous_mode_strict' | 'pause' | 'check_timeline' | 'failsafe_mode';
 
 /** Smallest allowed value per integer key (Patroni has no bound but these make no sense below). */
 const INT_MINIMUM: Record<IntKey, number> = {
@@ -45,7 +45,7 @@ const INT_MINIMUM: Record<IntKey, number> = {
   synchronous_node_count: 1,
   max_timelines_history: 0,
 };
-const BOOL_KEYS: readonly BoolKey[] = ['synchronous_mode_strict', 'pause', 'check_timeline'];
+const BOOL_KEYS: readonly BoolKey[] = ['synchronous_mode_strict', 'pause', 'check_timeline', 'failsafe_mode'];
 
 /** Patroni 3.0 still reads the old names when the new one is absent (config.py `__REMAP_KEYS`). */
 const RENAMED: ReadonlyArray<readonly [old: string, now: string]> = [
@@ -101,6 +101,7 @@ export function interpretDynamic(source: Obj): DynamicReading {
     pause: readBool(src, 'pause', DYNAMIC_DEFAULTS.pause, problems),
     check_timeline: readBool(src, 'check_timeline', DYNAMIC_DEFAULTS.check_timeline, problems),
     max_timelines_history: readInt(src, 'max_timelines_history', problems),
+    failsafe_mode: readBool(src, 'failsafe_mode', DYNAMIC_DEFAULTS.failsafe_mode, problems),
     postgresql: readPostgresql(src.postgresql, problems),
     raw: structuredClone(source),
   };

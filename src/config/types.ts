@@ -37,6 +37,8 @@ export interface DynamicConfig {
   pause: boolean;
   check_timeline: boolean;
   max_timelines_history: number;
+  /** Patroni 3.0 failsafe mode: a primary that cannot reach the store keeps running while every member acknowledges it. */
+  failsafe_mode: boolean;
   postgresql: {
     use_pg_rewind: boolean;
     use_slots: boolean;
@@ -125,4 +127,5 @@ export const DYNAMIC_DEFAULTS = {
   pause: false,
   check_timeline: false,
   max_timelines_history: 0,
+  failsafe_mode: false,
 } as const;

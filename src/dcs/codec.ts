@@ -3,7 +3,7 @@
  * the store adapters. Pure. Parsing is lenient like Patroni's `from_node` parsers: a bad value reads as
  * what Patroni would make of it, and never makes load() fail.
  */
-import type { Cluster, ClusterStatus, FailoverRequest, HistoryEntry, Member, MemberData, SyncState, SyncValue } from './types.js';
+import type { Cluster, ClusterStatus, FailoverRequest, FailsafeTopology, HistoryEntry, Member, MemberData, SyncState, SyncValue } from './types.js';
 import { emptyCluster } from './types.js';
 
 /**
@@ -154,6 +154,22 @@ export function parseStatus(value: string): ClusterStatus {
   return out;
 }
 
+/**
+ * The `failsafe` key: a JSON object of member name → api_url (Patroni's etcd3 `_cluster_loader` keeps any
+ * JSON; its users ignore anything but a dict). Non-string URLs are dropped; anything else is null.
+ */
+export function parseFailsafe(value: string): FailsafeTopology | null {
+  const j = parseJson(value);
+  if (!isObj(j)) return null;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(j)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+export function serializeFailsafe(value: FailsafeTopology): string {
+  return JSON.stringify(value);
+}
+
 /** ClusterConfig.from_node: a JSON object; anything else reads as `{}` (still versioned, so it can be repaired by CAS). */
 export function parseConfig(node: RawNode): NonNullable<Cluster['config']> {
   const j = parseJson(node.value);
@@ -171,6 +187,7 @@ export function buildCluster(nodes: readonly RawNode[]): Cluster {
   const sync = get(KEYS.sync);
   const config = get(KEYS.config);
   const history = get(KEYS.history);
+  const failsafe = get(KEYS.failsafe);
   const members = nodes
     .filter((n) => n.key.startsWith(KEYS.members) && n.key.length > KEYS.members.length && !n.key.slice(KEYS.members.length).includes('/'))
     .map((n) => parseMember(n.key.slice(KEYS.members.length), n))
@@ -186,6 +203,7 @@ export function buildCluster(nodes: readonly RawNode[]): Cluster {
     sync: sync ? parseSync(sync) : null,
     history: history ? parseHistory(history.value) : [],
     status: status ? parseStatus(status.value) : legacy && toInt(legacy.value) !== undefined ? { optime: toInt(legacy.value) } : {},
+    ...(failsafe ? { failsafe: parseFailsafe(failsafe.value) } : {}),
   };
 }
 

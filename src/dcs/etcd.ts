@@ -32,13 +32,14 @@ import {
   memberKey,
   serializeConfig,
   serializeFailover,
+  serializeFailsafe,
   serializeHistory,
   serializeMember,
   serializeStatus,
   serializeSync,
   type RawNode,
 } from './codec.js';
-import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData, SyncValue } from './types.js';
+import type { Cluster, ClusterStatus, DcsStore, FailsafeTopology, HistoryEntry, MemberData, SyncValue } from './types.js';
 
 export interface Etcd3StoreOptions {
   /** `host:port` or `http(s)://host:port`. */
@@ -367,6 +368,11 @@ export class Etcd3Store implements DcsStore {
 
   deleteSync(): Promise<boolean> {
     return this.txn('delete sync', this.deadline(), [], [this.deleteOp(KEYS.sync)]);
+  }
+
+  /** Patroni's etcd3 `_write_failsafe`: a plain put, not bound to a lease (it must outlive the leader's session). */
+  setFailsafe(value: FailsafeTopology): Promise<boolean> {
+    return this.txn('put failsafe', this.deadline(), [], [this.putOp(KEYS.failsafe, serializeFailsafe(value))]);
   }
 
   /** Like Patroni's set_ttl: a new TTL takes effect with a new lease at the next refresh. */

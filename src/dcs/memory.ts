@@ -11,13 +11,14 @@ import {
   memberKey,
   serializeConfig,
   serializeFailover,
+  serializeFailsafe,
   serializeHistory,
   serializeMember,
   serializeStatus,
   serializeSync,
   type RawNode,
 } from './codec.js';
-import type { Cluster, ClusterStatus, DcsStore, HistoryEntry, MemberData, SyncValue } from './types.js';
+import type { Cluster, ClusterStatus, DcsStore, FailsafeTopology, HistoryEntry, MemberData, SyncValue } from './types.js';
 
 interface Entry {
   value: string;
@@ -269,6 +270,13 @@ export class MemoryStore implements DcsStore {
   deleteSync(): Promise<boolean> {
     return this.op(() => {
       this.backend.delete(KEYS.sync);
+      return true;
+    });
+  }
+
+  setFailsafe(value: FailsafeTopology): Promise<boolean> {
+    return this.op(() => {
+      this.backend.put(KEYS.failsafe, serializeFailsafe(value));
       return true;
     });
   }

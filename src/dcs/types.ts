@@ -79,6 +79,26 @@ export interface Cluster {
   readonly sync: SyncState | null;
   readonly history: readonly HistoryEntry[];
   readonly status: ClusterStatus;
+  /**
+   * The `failsafe` key (failsafe mode): member name → api_url of every member the leader counted when
+   * the store last worked. undefined/null: absent or not an object (Patroni ignores such a value).
+   */
+  readonly failsafe?: FailsafeTopology | null;
+}
+
+/** The value of the `failsafe` key: member name → REST API URL. */
+export type FailsafeTopology = Readonly<Record<string, string>>;
+
+/**
+ * What a leader running in failsafe mode sends in `POST /failsafe` (Patroni 3.0 `check_failsafe_topology`):
+ * who it is and where to reach it; the receiver treats it as the leader for ttl (Patroni's RemoteMember).
+ */
+export interface FailsafeLeader {
+  readonly name: string;
+  readonly conn_url: string;
+  readonly api_url: string;
+  /** Permanent slots and their positions, when the leader has any (Patroni's `slots`). */
+  readonly slots?: Readonly<Record<string, number>>;
 }
 
 export const emptyCluster: Cluster = Object.freeze({
@@ -139,6 +159,12 @@ export interface DcsStore {
   deleteFailover(version?: number): Promise<boolean>;
   setSync(value: SyncValue, version: number | null): Promise<boolean>;
   deleteSync(): Promise<boolean>;
+  /**
+   * Write the `failsafe` key (failsafe mode: the leader keeps it equal to the members it counts on).
+   * Unconditional, like Patroni's write_failsafe. Optional: a store without it never keeps a primary
+   * running through an outage (failsafe mode then demotes like without it).
+   */
+  setFailsafe?(value: FailsafeTopology): Promise<boolean>;
 
   /** Change the session TTL and the per-call deadline (dynamic config changed). */
   setTimeouts(opts: { ttl: number; retryTimeout: number }): void;

@@ -1,7 +1,8 @@
 /**
  * The HA decision: one observation in, one action with a one-line reason out. No I/O, no clock.
  * Rules and their sources (Patroni 3.0.2 ha.py unless noted):
- * - Store unreachable while primary → demote before our lock can expire elsewhere (`_handle_dcs_error`).
+ * - Store unreachable while primary → demote before our lock can expire elsewhere (`_handle_dcs_error`),
+ *   unless failsafe mode is on and every member of the failsafe topology acknowledged us (failsafe.ts).
  * - Lock held by someone else while primary → demote immediately (split brain guard).
  * - Lock free → only a healthy, failover-eligible member whose WAL position is the highest among the
  *   members it can reach, and within `maximum_lag_on_failover`, races (`is_healthiest_node`).
@@ -19,6 +20,7 @@ import type { Cluster, FailoverRequest, Member } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import { formatLsn } from '../postgres/lsn.js';
 import { quorumVisible } from './sync.js';
+import { failsafeRaceBlock, withFailsafeLeader } from './failsafe.js';
 import { slotNameForMember } from '../postgres/types.js';
 import type { HaDecision, HaObservation, Source } from './types.js';
 import { inStandbyCluster, withoutSyncMode } from './standby.js';
@@ -30,7 +32,9 @@ export function decide(observed: HaObservation): HaDecision {
   return decideCluster(observed);
 }
 
-function decideCluster(o: HaObservation): HaDecision {
+function decideCluster(observed: HaObservation): HaDecision {
+  // Failsafe mode: a leader that pinged us within ttl leads a cluster without a leader key.
+  const o = withFailsafeLeader(observed);
   if (!o.dcs.ok) {
     if (o.memory.actionInProgress) return noop(`${o.memory.actionInProgress.name} in progress`);
     return decideWithoutStore(o, o.dcs.error);
@@ -61,7 +65,8 @@ function decideCluster(o: HaObservation): HaDecision {
  * Whether the loop must fetch the other members' statuses (GET /patroni) before deciding:
  * only for a running replica that may race for a free lock.
  */
-export function needsPeerStatuses(o: Omit<HaObservation, 'peers'>): boolean {
+export function needsPeerStatuses(observed: Omit<HaObservation, 'peers'>): boolean {
+  const o = withFailsafeLeader(observed);
   if (leaderWithDueFailover(o)) return true;
   // The named candidate of a switchover takes over without comparing itself to the others.
   const f = o.dcs.ok ? o.dcs.cluster.failover : null;
@@ -88,16 +93,22 @@ function leaderWithDueFailover(o: Omit<HaObservation, 'peers'>): boolean {
 
 function decideWithoutStore(o: HaObservation, error: string): HaDecision {
   if (isRunningPrimary(o)) {
+    const fs = o.failsafe;
+    if (fs?.mode && fs.acked?.ok) {
+      return lead(`continue to run as a leader because failsafe mode is enabled and all members are accessible (${error})`);
+    }
     return {
       action: 'demote',
-      reason: `demoting self because the store is not accessible and i was a leader (${error})`,
+      reason: `demoting self because the store is not accessible and i was a leader (${error})${fs?.acked ? `; failsafe: ${fs.acked.detail}` : ''}`,
       mode: 'graceful',
-      deadline: o.sessionValidUntil,
+      // Members that acknowledged us earlier do not race before fs.validUntil (failsafe.ts).
+      deadline: Math.max(o.sessionValidUntil, fs?.validUntil ?? -Infinity),
       releaseLock: false,
       follow: null,
     };
   }
-  return noop(`store is not accessible: ${error}`);
+  const fsLeader = o.failsafe?.mode ? o.failsafe.leader?.name : undefined;
+  return noop(`store is not accessible: ${error}${fsLeader ? `; ${fsLeader} is the leader by failsafe mode` : ''}`);
 }
 
 function decidePaused(o: HaObservation, cluster: Cluster): HaDecision {
@@ -243,6 +254,8 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
     return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
   }
   if (isTruthy(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
+  const outsideFailsafe = failsafeRaceBlock(o, cluster);
+  if (outsideFailsafe) return noop(outsideFailsafe);
   if (o.memory.raceBackoffUntil !== null && o.now < o.memory.raceBackoffUntil) {
     return noop('backoff: not racing after the pre_promote script refused a promotion and the lock was released');
   }

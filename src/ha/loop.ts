@@ -21,6 +21,7 @@ import { execute, type ExecState } from './execute.js';
 import { isStandbyClusterSection, standbyClusterSettings } from './standby.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
 import { initialMemory } from './types.js';
+import { FAILSAFE_POST_TIMEOUT_MS, Failsafe, failsafeTopology, sameTopology, type FailsafePoster } from './failsafe.js';
 
 /** How long a new leader watches for its chosen standbys to become synchronous before moving on. */
 const SYNC_CONFIRM_MS = 2000;
@@ -38,6 +39,8 @@ export interface HaLoopDeps {
   /** Effective dynamic config from the stored `config` value (null: none stored yet). */
   readonly dynamicFrom: (stored: Record<string, unknown> | null) => DynamicConfig;
   readonly version: string;
+  /** POST /failsafe to another member (failsafe mode); absent: a primary without the store always demotes. */
+  readonly postFailsafe?: FailsafePoster;
 }
 
 /** A restart requested through the REST API (Patroni's filters), possibly scheduled. */
@@ -95,6 +98,8 @@ export class HaLoop {
   private quorumSince: number | null = null;
   /** Replication slots (use_slots, permanent, ignore_slots, member_slots_ttl): src/ha/slot-keeper.ts. */
   private readonly slots: SlotKeeper;
+  /** Failsafe mode state, shared with the REST API (POST /failsafe, failsafe_mode_is_active). */
+  readonly failsafe: Failsafe;
 
   constructor(private readonly d: HaLoopDeps) {
     const dynamic = d.dynamicFrom(null);
@@ -120,6 +125,7 @@ export class HaLoop {
     };
     d.pg.configure(dynamic);
     this.slots = new SlotKeeper({ me: d.config.name, tags: d.config.tags, pg: d.pg, log: d.log, wallNow: () => d.clock.wallNow().getTime() });
+    this.failsafe = new Failsafe(d.clock, () => this.view.dynamic.ttl * 1000);
   }
 
   /** Run ticks until stop(). Resolves when the loop has ended. */
@@ -288,7 +294,7 @@ export class HaLoop {
     const pg = await d.pg.observe();
     this.view.pg = pg;
     this.trackPgDown(pg);
-    const base = this.observation(dcs, pg);
+    const base = await this.withFailsafe(this.observation(dcs, pg));
     const peers = needsPeerStatuses(base) ? await this.fetchPeers(base) : null;
     const decision = decide({ ...base, peers });
     if (decision.action !== 'lead') {
@@ -385,6 +391,7 @@ export class HaLoop {
       this.view.dcsLastSeen = Math.floor(clock.wallNow().getTime() / 1000);
       this.view.isLeader = cluster.leader?.name === this.d.config.name;
       this.applyDynamic(cluster);
+      this.failsafe.storeRead(cluster, this.d.config.name);
       return { ok: true, cluster };
     } catch (e) {
       return { ok: false, error: errorMessage(e) };
@@ -441,10 +448,34 @@ export class HaLoop {
     if (stalled && n.notStreamingSince === null) this.exec.memory = { ...n, notStreamingSince: this.d.clock.now() };
   }
 
+  /** The failsafe part of the observation; a primary that cannot reach the store asks every member here. */
+  private async withFailsafe(o: Omit<HaObservation, 'peers'>): Promise<Omit<HaObservation, 'peers'>> {
+    const dyn = this.view.dynamic;
+    const { conn_url, api_url } = this.memberData(o.pg);
+    const timeout = Math.min(FAILSAFE_POST_TIMEOUT_MS, dyn.retry_timeout * 1000);
+    const failsafe = await this.failsafe.observe(o, dyn.failsafe_mode, { name: this.d.config.name, conn_url, api_url }, this.d.postFailsafe, timeout);
+    if (failsafe.acked) this.d.log[failsafe.acked.ok ? 'info' : 'warn']({ failsafe: failsafe.acked.ok }, `failsafe: ${failsafe.acked.detail}`);
+    return { ...o, failsafe };
+  }
+
+  /** Failsafe mode on the leader: keep the `failsafe` key equal to the members we count on (Patroni's update_lock). */
+  private async writeFailsafe(cluster: Cluster): Promise<void> {
+    const { store, config, log } = this.d;
+    if (!this.view.dynamic.failsafe_mode || !store.setFailsafe) return;
+    const value = failsafeTopology(cluster.members, config.name, this.memberData(this.view.pg).api_url);
+    if (sameTopology(this.failsafe.topology(), value)) return;
+    if (await store.setFailsafe(value)) {
+      this.failsafe.wrote(value);
+      log.info({ failsafe: value }, 'failsafe topology written');
+    }
+  }
+
   /** GET /patroni of every other member we know of (this and the previous snapshot), in parallel. */
   private async fetchPeers(o: Omit<HaObservation, 'peers'>): Promise<PeerStatus[]> {
     const cluster = o.dcs.ok ? o.dcs.cluster : null;
     const byName = new Map<string, string>();
+    // Failsafe mode: also every member the last leader counted on (Patroni's _is_healthiest_node).
+    if (this.view.dynamic.failsafe_mode) for (const [n, url] of Object.entries(cluster?.failsafe ?? {})) if (n !== this.d.config.name && url) byName.set(n, url);
     for (const m of [...this.prevMembers, ...(cluster?.members ?? [])]) {
       if (m.name !== this.d.config.name && m.data.api_url) byName.set(m.name, m.data.api_url);
     }
@@ -494,6 +525,7 @@ export class HaLoop {
       this.wake();
       return;
     }
+    await this.writeFailsafe(cluster);
     // A standby leader (standby.ts) keeps slots for its members; no history, no synchronous standbys.
     if (pg.inRecovery === true) return this.slots.sync(cluster, pg, this.view.dynamic, 'standby_leader');
     await this.slots.sync(cluster, pg, this.view.dynamic, 'primary');
@@ -661,7 +693,9 @@ export class HaLoop {
     this.clearGuard();
     if (!pg?.running || pg.inRecovery !== false || this.stopping) return;
     const margin = Math.min(1000, this.view.dynamic.ttl * 100);
-    const delay = this.d.store.sessionValidUntil() - this.d.clock.now() - margin;
+    // Failsafe mode: members that acknowledged us do not race before failsafe.validUntil().
+    const validUntil = Math.max(this.d.store.sessionValidUntil(), this.failsafe.validUntil());
+    const delay = validUntil - this.d.clock.now() - margin;
     this.guard = setTimeout(() => {
       this.d.log.error('lease guard: the leader lock may have expired and the loop did not demote; stopping postgresql now');
       void this.d.pg.stop('immediate', 30_000).catch(() => undefined);

@@ -5,7 +5,7 @@
  * and served by the REST API.
  */
 import type { Tags } from '../config/types.js';
-import type { Cluster } from '../dcs/types.js';
+import type { Cluster, FailsafeLeader } from '../dcs/types.js';
 import type { PgObservation, StopMode, UpstreamConn } from '../postgres/types.js';
 import type { StandbyCluster } from './standby.js';
 
@@ -97,6 +97,26 @@ export interface HaObservation {
   readonly memory: HaMemory;
   /** Statuses of the other members, fetched only when the lock is free (see needsPeerStatuses). */
   readonly peers: readonly PeerStatus[] | null;
+  /** Failsafe mode (failsafe.ts); absent: failsafe mode off. */
+  readonly failsafe?: FailsafeObservation;
+}
+
+/** What failsafe mode contributes to a tick (see failsafe.ts). */
+export interface FailsafeObservation {
+  /** `failsafe_mode` is on in the dynamic config. */
+  readonly mode: boolean;
+  /**
+   * Leader whose store is unreachable: whether every other member of the failsafe topology acknowledged
+   * us through POST /failsafe this tick, and who did not (null: not asked this tick).
+   */
+  readonly acked: { readonly ok: boolean; readonly detail: string } | null;
+  /**
+   * Monotonic ms until which earlier acknowledgements keep every member of the topology from racing
+   * (each remembers us for ttl from when we sent it); -Infinity: none.
+   */
+  readonly validUntil: number;
+  /** Replica: the leader that POSTed /failsafe to us within the last ttl (null: none). */
+  readonly leader: FailsafeLeader | null;
 }
 
 export type HaDecision =

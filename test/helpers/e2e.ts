@@ -148,6 +148,8 @@ export function restartMember(state: LocalState, name: string): void {
 export class Writer {
   readonly acked: number[] = [];
   errors = 0;
+  /** Monotonic ms (systemClock) when the last COMMIT was acknowledged (0: none yet). */
+  lastAckAt = 0;
   private stopped = false;
   private done: Promise<void> | null = null;
 
@@ -179,6 +181,7 @@ export class Writer {
         const id = next++;
         await client.query('INSERT INTO acked(id) VALUES ($1)', [id]);
         this.acked.push(id);
+        this.lastAckAt = systemClock.now();
       } catch {
         this.errors++;
         await client?.end().catch(() => undefined);
