@@ -11,6 +11,7 @@ import { HaLoop } from './ha/loop.js';
 import { LocalPostgres } from './postgres/instance.js';
 import { createApiServer } from './api/server.js';
 import { fetchMemberStatus } from './api/client.js';
+import { daemonRequestSettings } from './api/tls.js';
 import { postFailsafe } from './api/failsafe-client.js';
 import { trustedCluster } from './api/cluster-json.js';
 import { systemClock } from './util/clock.js';
@@ -37,7 +38,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
   const dynamic = dynamicFrom(null);
   const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
-  const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: fetchMemberStatus, dynamicFrom, version: VERSION,
+  const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs, daemonRequestSettings(config)), dynamicFrom, version: VERSION,
     // POST /failsafe is behind restapi.authentication on every member (Patroni's PatroniRequest sends these credentials).
     postFailsafe: (url, data, timeoutMs) => postFailsafe(url, data, timeoutMs, config.restapi.authentication) });
 
@@ -48,6 +49,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
       const { applied, needsRestart } = applyReload(config, opts.reloadConfig());
       if (needsRestart.length) log.warn({ keys: needsRestart }, 'reload: these settings change only when the daemon restarts');
       log.info({ applied }, applied.length ? 'reload: configuration applied' : 'reload: nothing changed');
+      // Like Patroni, also when only the certificate files were renewed under the same names.
+      void api.reloadTls().catch((e: unknown) => log.error({ err: errorMessage(e) }, 'reload: the REST API TLS settings are invalid, keeping the running ones'));
       // As Patroni on SIGHUP: PostgreSQL is reloaded even when nothing changed (a config edited by hand).
       void pg.reloadConfig().then(() => loop.wake(), (e: unknown) => log.error({ err: errorMessage(e) }, 'reload of postgresql failed'));
     } catch (e) {
@@ -75,7 +78,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
       wake: () => loop.wake(),
       sleep: (ms) => clock.sleep(ms),
       wallNow: () => clock.wallNow(),
-      memberStatus: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs),
+      memberStatus: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs, daemonRequestSettings(config)),
       setFailover: (value, version) => store.setFailover(value, version),
       deleteFailover: (version) => store.deleteFailover(version),
       setConfig: (value, version) => store.setConfig(value, version),

@@ -19,6 +19,7 @@ import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig, parseBool } from
 import type { ApiBackend, ApiRequest, ApiResponse, ApiView } from './types.js';
 import { HttpError, freshCluster, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
 import { MANAGEMENT_ROUTES } from './manage.js';
+import { checkClientCert } from './tls.js';
 import { getFailsafe, postFailsafe } from './failsafe.js';
 
 export { readJsonBody, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
@@ -399,7 +400,11 @@ async function dispatch(req: ApiRequest, backend: ApiBackend, opts: RouteOptions
     throw new HttpError(404, `no such endpoint: ${method} ${path}`);
   }
   const view = backend.view();
-  if (r.auth) checkAuth(req, view.config.restapi.authentication);
+  if (r.auth) {
+    // Patroni's check_access order: client certificate (verify_client), then basic auth.
+    checkClientCert(req, view.config.restapi);
+    checkAuth(req, view.config.restapi.authentication);
+  }
   const ctx: RouteContext = { req, view, backend, cluster: view.cluster, now: backend.now(), startedAt: opts.startedAt ?? null };
   const res = await r.handler(ctx);
   // HEAD and OPTIONS: the status code (and headers) only.

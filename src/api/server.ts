@@ -1,11 +1,15 @@
-/** The REST API server: node:http (or node:https with restapi.certfile), one error handler, routes in routes.ts. */
-import { readFileSync } from 'node:fs';
+/**
+ * The REST API server: node:http (or node:https with restapi.certfile, TLS rules in tls.ts), one error
+ * handler, routes in routes.ts.
+ */
 import http from 'node:http';
 import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { DaemonConfig } from '../config/types.js';
 import { errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { HttpError, route } from './routes.js';
+import { hasVerifiedClientCert, refuseInvalidPeer, serverTlsOptions, tlsFingerprint } from './tls.js';
 import type { ApiBackend, ApiResponse } from './types.js';
 
 const MAX_BODY = 1024 * 1024;
@@ -14,6 +18,12 @@ export interface ApiServer {
   /** Listen on `restapi.listen` (port 0: any free port); resolves with the address actually bound. */
   listen(): Promise<{ host: string; port: number }>;
   close(): Promise<void>;
+  /**
+   * SIGHUP: when restapi's TLS settings or the certificate files changed, serve with them — the
+   * listening socket is replaced, as Patroni re-initializes its server (and reloads a renewed
+   * certificate). Resolves true when it did; throws (keeping the running server) when they are invalid.
+   */
+  reloadTls(): Promise<boolean>;
   /** The request listener, for embedding or tests. */
   handle(req: http.IncomingMessage, res: http.ServerResponse): void;
 }
@@ -42,7 +52,8 @@ export function createApiServer(opts: { backend: ApiBackend; config: DaemonConfi
       // Never let a target like `//host/x` be read as an authority.
       const url = new URL(`http://localhost${target.startsWith('/') ? target : `/${target}`}`);
       const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
-      out = await route({ method: req.method ?? 'GET', path, query: url.searchParams, headers: req.headers, body }, backend, { startedAt });
+      const clientCertificate = hasVerifiedClientCert(req);
+      out = await route({ method: req.method ?? 'GET', path, query: url.searchParams, headers: req.headers, body, clientCertificate }, backend, { startedAt });
     } catch (e) {
       if (e instanceof HttpError) {
         out = { status: e.status, body: { message: e.message }, ...(e.headers ? { headers: e.headers } : {}) };
@@ -58,40 +69,62 @@ export function createApiServer(opts: { backend: ApiBackend; config: DaemonConfi
     void respond(req, res);
   };
 
-  const { certfile, keyfile } = config.restapi;
-  // As Patroni: a certfile makes it HTTPS; the key may live in the same PEM file.
-  const server = certfile
-    ? https.createServer({ cert: readFileSync(certfile), key: readFileSync(keyfile ?? certfile) }, handle)
-    : http.createServer(handle);
-  server.keepAliveTimeout = 5000;
+  const transport = (): { server: http.Server; fingerprint: string } => {
+    const tls = serverTlsOptions(config.restapi);
+    let server: http.Server;
+    if (tls) {
+      const s = https.createServer(tls, handle);
+      if (tls.requestCert && !tls.rejectUnauthorized) s.on('secureConnection', (sock: TLSSocket) => refuseInvalidPeer(sock));
+      server = s;
+    } else {
+      server = http.createServer(handle);
+    }
+    server.keepAliveTimeout = 5000;
+    return { server, fingerprint: tls ? tlsFingerprint(config.restapi) : 'http' };
+  };
+  let current = transport();
+  let bound: { host: string | undefined; port: number } | null = null;
+
+  const listenOn = (server: http.Server, host: string | undefined, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(new Error(`REST API cannot listen on ${config.restapi.listen}: ${e.message}`, { cause: e }));
+      server.once('error', onError);
+      server.listen(port, host, () => {
+        server.off('error', onError);
+        server.on('error', (e) => log.error({ err: e.message }, 'REST API server error'));
+        const a = server.address();
+        resolve(typeof a === 'object' && a ? a.port : port);
+      });
+    });
+  const closeServer = (server: http.Server): Promise<void> =>
+    new Promise((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
 
   return {
     handle,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        let host: string | undefined;
-        let port: number;
-        try {
-          ({ host, port } = parseListen(config.restapi.listen));
-        } catch (e) {
-          reject(e);
-          return;
-        }
-        const onError = (e: Error): void => reject(new Error(`REST API cannot listen on ${config.restapi.listen}: ${e.message}`, { cause: e }));
-        server.once('error', onError);
-        server.listen(port, host, () => {
-          server.off('error', onError);
-          server.on('error', (e) => log.error({ err: e.message }, 'REST API server error'));
-          const a = server.address();
-          resolve({ host: host ?? '*', port: typeof a === 'object' && a ? a.port : port });
-        });
-      }),
-    close: () =>
-      new Promise((resolve) => {
-        if (!server.listening) return resolve();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    listen: async () => {
+      const { host, port } = parseListen(config.restapi.listen);
+      const actual = await listenOn(current.server, host, port);
+      bound = { host, port: actual };
+      return { host: host ?? '*', port: actual };
+    },
+    close: () => closeServer(current.server),
+    reloadTls: async () => {
+      const fingerprint = config.restapi.certfile ? tlsFingerprint(config.restapi) : 'http';
+      if (fingerprint === current.fingerprint) return false;
+      const next = transport(); // throws on invalid settings: the running server stays
+      const old = current;
+      current = next;
+      if (bound) {
+        await closeServer(old.server);
+        await listenOn(next.server, bound.host, bound.port);
+      }
+      log.info({ https: fingerprint !== 'http' }, 'REST API TLS settings reloaded');
+      return true;
+    },
   };
 }
 

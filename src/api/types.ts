@@ -88,6 +88,8 @@ export interface ApiRequest {
   query: URLSearchParams;
   headers: Record<string, string | string[] | undefined>;
   body: string;
+  /** Came over TLS with a client certificate that verified against restapi.cafile (verify_client). */
+  clientCertificate?: boolean;
 }
 
 export interface ApiResponse {

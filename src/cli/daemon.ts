@@ -16,8 +16,16 @@ export function registerDaemon(program: Command): void {
         process.stdout.write(`configuration is valid${warnings.length ? ` (${warnings.length} warning(s))` : ''}\n`);
         return;
       }
-      const log = createLogger({ name: config.name });
+      // log.level (PATRONI_LOG_LEVEL) unless PGWARDEN_LOG_LEVEL says otherwise.
+      const level = process.env.PGWARDEN_LOG_LEVEL ?? pinoLevel(config.log?.level);
+      const log = createLogger({ name: config.name, ...(level ? { level } : {}) });
       for (const w of warnings) log.warn(w);
       await runDaemon(config, log, { reloadConfig: () => loadConfig({ file, env: process.env }).config });
     });
+}
+
+/** Python logging level names (Patroni's log.level) as pino levels. */
+function pinoLevel(level: string | undefined): string | undefined {
+  const map: Record<string, string> = { DEBUG: 'debug', INFO: 'info', WARNING: 'warn', WARN: 'warn', ERROR: 'error', CRITICAL: 'fatal', FATAL: 'fatal' };
+  return level ? map[level] : undefined;
 }

@@ -65,6 +65,9 @@ const DCS_SUFFIX_KIND: Record<string, Kind> = {
   SERVICE_CHECK_TLS_SERVER_NAME: 'text', SERVICE_TAGS: 'list', NAMESPACE: 'text', CONTEXT: 'text',
   USE_ENDPOINTS: 'bool', SCOPE_LABEL: 'text', ROLE_LABEL: 'text', POD_IP: 'text', PORTS: 'list', LABELS: 'dict',
   BYPASS_API_SERVICE: 'bool', RETRIABLE_HTTP_CODES: 'list', KEY_PASSWORD: 'text', USE_SSL: 'bool', SET_ACLS: 'dict',
+  // Patroni 4's Kubernetes role label values (kubernetes.leader_label_value etc.), which our schema reads.
+  LEADER_LABEL_VALUE: 'text', FOLLOWER_LABEL_VALUE: 'text', STANDBY_LEADER_LABEL_VALUE: 'text', TMP_ROLE_LABEL: 'text',
+  BOOTSTRAP_LABELS: 'dict',
 };
 
 type Kind = 'text' | 'bool' | 'int' | 'list' | 'dict';

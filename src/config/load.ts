@@ -315,6 +315,8 @@ function normalise(c: DaemonConfigParsed, unsupported: string[]): { config: Daem
     name: c.name,
     namespace: c.namespace,
     restapi: { ...c.restapi, connect_address: connect(c.restapi.listen, c.restapi.connect_address, 'restapi.connect_address') },
+    ...(c.ctl ? { ctl: c.ctl } : {}),
+    ...(c.log ? { log: c.log } : {}),
     etcd3: c.etcd3,
     kubernetes: c.kubernetes,
     bootstrap: c.bootstrap,

@@ -259,6 +259,36 @@ const postgresql = z.object({
 });
 
 // ---------------------------------------------------------------------------------------------
+// REST API TLS, ctl, log
+
+/** restapi.verify_client, in any case (Patroni lower-cases it). */
+const verifyClient = z.unknown().transform((v, ctx) => {
+  const m = typeof v === 'string' ? v.toLowerCase() : v;
+  if (m === 'none' || m === 'optional' || m === 'required') return m;
+  ctx.addIssue({ code: 'custom', message: `expected none, optional or required, got ${show(v)}` });
+  return 'none' as const;
+});
+
+/** The `ctl:` section (patroni/request.py): TLS and credentials for requests to members' REST APIs. */
+const ctl = z.object({
+  insecure: patroniBool.optional(),
+  cacert: str.optional(),
+  certfile: str.optional(),
+  keyfile: str.optional(),
+  keyfile_password: text.optional(),
+  authentication: z.object({ username: text, password: text }).optional(),
+});
+
+/** Python logging level names as Patroni takes them (log.level), in any case. */
+export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL'] as const;
+const logLevel = z.unknown().transform((v, ctx) => {
+  const l = typeof v === 'string' ? v.toUpperCase() : '';
+  if ((LOG_LEVELS as readonly string[]).includes(l)) return l;
+  ctx.addIssue({ code: 'custom', message: `expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}` });
+  return 'INFO';
+});
+
+// ---------------------------------------------------------------------------------------------
 // the whole file
 
 export const daemonSchema = z.object({
@@ -272,7 +302,19 @@ export const daemonSchema = z.object({
     authentication: z.object({ username: text, password: text }).optional(),
     certfile: str.optional(),
     keyfile: str.optional(),
+    /** The passphrase of an encrypted keyfile. */
+    keyfile_password: text.optional(),
+    /** CA certificates that client certificates must chain to (verify_client). */
+    cafile: str.optional(),
+    /** OpenSSL cipher list for the REST API's TLS. */
+    ciphers: str.optional(),
+    /** Patroni's client certificate rule: required for every request, optional (required for unsafe methods), none. */
+    verify_client: verifyClient.optional(),
   }),
+  /** How this member (and `ctl`) talks to members' REST APIs: Patroni's PatroniRequest, falling back to restapi.*. */
+  ctl: ctl.optional(),
+  /** Logging: the level only (Patroni's other log keys are warned about). */
+  log: z.object({ level: logLevel.optional() }).optional(),
   etcd3: etcd3Input.transform(normaliseEtcd3).optional(),
   kubernetes: kubernetes.optional(),
   bootstrap: bootstrap.default({ dcs: {}, initdb: [] }),

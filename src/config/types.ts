@@ -60,7 +60,21 @@ export interface DaemonConfig {
     authentication?: { username: string; password: string };
     certfile?: string;
     keyfile?: string;
+    keyfile_password?: string;
+    cafile?: string;
+    ciphers?: string;
+    verify_client?: 'none' | 'optional' | 'required';
   };
+  /** Requests to members' REST APIs (Patroni's PatroniRequest): each key falls back to its restapi twin. */
+  ctl?: {
+    insecure?: boolean;
+    cacert?: string;
+    certfile?: string;
+    keyfile?: string;
+    keyfile_password?: string;
+    authentication?: { username: string; password: string };
+  };
+  log?: { level?: string };
   etcd3?: {
     hosts: string[];
     protocol?: 'http' | 'https';

@@ -2,23 +2,17 @@
  * Requests to the members' REST APIs, as patronictl's PatroniRequest makes them: the URL is the
  * member's `api_url` with its path replaced by the endpoint; JSON bodies; HTTP basic auth from
  * `ctl.authentication` or else `restapi.authentication`; https verified against `ctl.cacert` (or
- * `restapi.cafile`) unless `--insecure`/`ctl.insecure`; a client certificate from `ctl.certfile`/`keyfile`.
+ * `restapi.cafile`) unless `--insecure`/`ctl.insecure`; a client certificate from `ctl.certfile`/`keyfile`
+ * (else `restapi.*`), with which the chain is verified even when insecure (src/api/tls.ts has the rules).
  * Every request is bounded by a timeout.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { ConfigError, PgwardenError, errorMessage } from '../util/errors.js';
+import { clientTlsOptions, type RequestSettings } from '../api/tls.js';
+import { PgwardenError, errorMessage } from '../util/errors.js';
 import { VERSION } from '../version.js';
 
-export interface HttpSettings {
-  auth?: { username: string; password: string };
-  insecure: boolean;
-  cacert?: string;
-  certfile?: string;
-  keyfile?: string;
-  keyfilePassword?: string;
-}
+export type HttpSettings = RequestSettings;
 
 export interface HttpResponse {
   status: number;
@@ -60,22 +54,8 @@ export function basicAuth(auth: { username: string; password: string }): string 
 
 const MAX_BODY = 4_000_000;
 
-function readPem(path: string | undefined, key: string): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new ConfigError(key, `cannot read ${path}: ${errorMessage(e)}`);
-  }
-}
-
 export function createHttp(settings: HttpSettings, defaultTimeoutMs: number): CtlHttp {
-  const tls = {
-    ca: readPem(settings.cacert, 'ctl.cacert'),
-    cert: readPem(settings.certfile, 'ctl.certfile'),
-    key: readPem(settings.keyfile, 'ctl.keyfile'),
-    passphrase: settings.keyfilePassword,
-  };
+  const tls = clientTlsOptions(settings);
   const headers: Record<string, string> = { 'user-agent': `pgwarden-ctl/${VERSION}`, accept: 'application/json' };
   if (settings.auth) headers.authorization = basicAuth(settings.auth);
   return {
@@ -90,7 +70,7 @@ export function createHttp(settings: HttpSettings, defaultTimeoutMs: number): Ct
         const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
         const h = { ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}) };
         const opts: https.RequestOptions = { method: method.toUpperCase(), headers: h, agent: false };
-        if (url.protocol === 'https:') Object.assign(opts, { rejectUnauthorized: !settings.insecure, ...dropUndefined(tls) });
+        if (url.protocol === 'https:') Object.assign(opts, tls);
         let settled = false;
         const fail = (why: string, timedOut = false): void => {
           if (settled) return;
@@ -122,8 +102,4 @@ export function createHttp(settings: HttpSettings, defaultTimeoutMs: number): Ct
       });
     },
   };
-}
-
-function dropUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

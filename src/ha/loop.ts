@@ -18,6 +18,7 @@ import { replicaMethodWorksWithoutLeader } from '../postgres/options.js';
 import { SlotKeeper } from './slot-keeper.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
 import { execute, type ExecState } from './execute.js';
+import { shutdownOptime, shutdownTimeoutMs } from './shutdown.js';
 import { isStandbyClusterSection, standbyClusterSettings } from './standby.js';
 import type { DcsView, HaDecision, HaObservation, HaSettings, PeerStatus } from './types.js';
 import { initialMemory } from './types.js';
@@ -317,7 +318,11 @@ export class HaLoop {
     return decision;
   }
 
-  /** Stop the loop; on a primary, shut PostgreSQL down cleanly, then hand the lock over. */
+  /**
+   * Stop the loop (Patroni's Ha.shutdown): while paused, leave PostgreSQL and the lock alone; else stop
+   * PostgreSQL (fast, escalated after shutdownTimeoutMs) and, on the primary, once it is down, publish
+   * the shutdown checkpoint as optime and hand the lock over; a PostgreSQL that did not stop keeps it.
+   */
   async stop(opts: { stopPostgres: boolean }): Promise<void> {
     this.stopping = true;
     this.wake();
@@ -325,11 +330,14 @@ export class HaLoop {
     await this.running;
     this.clearGuard();
     const { pg, store, log } = this.d;
-    if (!opts.stopPostgres) return;
+    if (!opts.stopPostgres || this.view.dynamic.pause) {
+      if (opts.stopPostgres) log.info('paused: the leader key is not deleted and postgresql is not stopped');
+      return;
+    }
     const wasLeader = this.view.isLeader;
-    const timeout = Math.max(this.view.dynamic.primary_stop_timeout, 60) * 1000;
+    const timeoutMs = shutdownTimeoutMs(this.view.dynamic);
     try {
-      await pg.stop('fast', timeout);
+      await pg.stop('fast', timeoutMs);
       log.info('postgresql stopped');
     } catch (e) {
       log.error({ err: errorMessage(e) }, 'could not stop postgresql cleanly');
@@ -338,15 +346,23 @@ export class HaLoop {
     const after = await pg.observe().catch(() => null);
     this.view.pg = after;
     this.updateRole(after);
+    if (!after || after.running) {
+      log.error('postgresql shutdown failed: the leader key is not removed');
+      return;
+    }
     if (wasLeader) {
       try {
-        await store.updateLeader({ optime: after?.controlCheckpointLsn ?? undefined });
+        const optime = shutdownOptime(after);
+        if (optime !== undefined) await store.updateLeader({ optime });
         await store.deleteLeader();
-        log.info('leader key released: a replica can take over at once');
+        log.info({ optime }, 'leader key released: a replica can take over at once');
       } catch (e) {
         log.error({ err: errorMessage(e) }, 'could not release the leader key; it expires after ttl');
       }
     }
+    // Patroni's touch_member after the stop: the member key says stopped.
+    this.view.state = 'stopped';
+    await store.touchMember(this.memberData(after)).catch(() => undefined);
   }
 
   private async run(): Promise<void> {

@@ -744,7 +744,20 @@ export class LocalPostgres implements PostgresControl {
     if (this.signalPostmaster(pid, STOP_SIGNALS[mode]) && (await this.waitPostmasterGone(pid, timeoutMs))) return;
     if (mode !== 'immediate') {
       this.log.warn({ mode }, `${mode} shutdown did not finish in time: stopping immediately`);
-      if (this.signalPostmaster(pid, STOP_SIGNALS.immediate) && (await this.waitPostmasterGone(pid, 30_000))) return;
+      if (this.signalPostmaster(pid, STOP_SIGNALS.immediate) && (await this.waitPostmasterGone(pid, Math.min(timeoutMs, 30_000)))) return;
+    }
+    if (this.postmasterPid() === null) return;
+    // Patroni's terminate_postmaster: then SIGKILL, the postmaster and every server process of this data dir.
+    if (this.signalPostmaster(pid, 'SIGKILL')) {
+      this.log.warn({ pid }, 'postgresql did not stop: sending SIGKILL to the postmaster and its children');
+      for (const child of processesIn(this.dataDir)) {
+        try {
+          process.kill(child, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
+      if (await this.waitPostmasterGone(pid, 10_000)) return;
     }
     if (this.postmasterPid() === null) return;
     throw new PostgresError(`postgresql (pid ${pid}) did not stop (${mode}) within ${Math.round(timeoutMs / 1000)} s`);

@@ -218,11 +218,11 @@ test('bootstrap.dcs is kept as written; unknown keys in it are warned about; tim
 // --- unknown keys -------------------------------------------------------------------------------
 
 test('keys not supported yet are warnings naming the full key path, not errors', () => {
-  const text = `${MINIMAL}watchdog: {mode: automatic}\nconsul: {host: x}\nctl: {insecure: true}\nlog: {level: INFO}\n`
+  const text = `${MINIMAL}watchdog: {mode: automatic}\nconsul: {host: x}\nctl: {insecure: true, quirk: 1}\nlog: {level: INFO, format: x}\n`
     .replace('  data_dir: /d', '  data_dir: /d\n  recovery_conf: {restore_command: x}')
     .replace('restapi: {', 'restapi: {allowlist: [a], ');
   const { warnings, config } = load(text);
-  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.recovery_conf', 'watchdog', 'consul', 'ctl', 'log']);
+  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.recovery_conf', 'watchdog', 'consul', 'ctl.quirk', 'log.format']);
   assert.ok(warnings.includes('postgresql.recovery_conf: not supported yet, ignored'));
   assert.ok(warnings.includes('watchdog: not supported yet, ignored'));
   assert.equal(warnings.length, 6);
@@ -427,7 +427,8 @@ test('auth variables go to their sections, other *_PASSWORD variables become boo
   assert.deepEqual(config.etcd3, { hosts: ['127.0.0.1:2379'], protocol: 'https', username: 'eu', password: 'epw' });
   assert.deepEqual(config.bootstrap.users, { app: { password: 'apppw' }, app_user: { password: 'pw2' } });
   assert.equal(config.namespace, '/pg/');
-  assert.deepEqual(warnings, ['restapi.keyfile_password: not supported yet, ignored'], 'consumed, not taken for a user');
+  assert.equal(config.restapi.keyfile_password, 'kp', 'consumed, not taken for a user');
+  assert.deepEqual(warnings, []);
 });
 
 test('PATRONI_KUBERNETES_* fill the kubernetes section with typed values', () => {
