@@ -39,8 +39,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
   const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
   const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs, daemonRequestSettings(config)), dynamicFrom, version: VERSION,
-    // POST /failsafe is behind restapi.authentication on every member (Patroni's PatroniRequest sends these credentials).
-    postFailsafe: (url, data, timeoutMs) => postFailsafe(url, data, timeoutMs, config.restapi.authentication) });
+    // POST /failsafe is behind restapi.authentication (and verify_client) on every member: Patroni's PatroniRequest sends ctl's credentials, else restapi's, and the client certificate.
+    postFailsafe: (url, data, timeoutMs) => postFailsafe(url, data, timeoutMs, config.ctl?.authentication ?? config.restapi.authentication, daemonRequestSettings(config)) });
 
   /** SIGHUP / POST /reload: apply what can change live, keep the old config if the file is invalid. */
   const reload = () => {

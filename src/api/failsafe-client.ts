@@ -6,6 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { FailsafeLeader } from '../dcs/types.js';
+import { clientTlsOptions, type RequestSettings } from './tls.js';
 
 const MAX_ANSWER = 64 * 1024;
 
@@ -19,6 +20,8 @@ export function postFailsafe(
   data: FailsafeLeader,
   timeoutMs: number,
   auth?: { username: string; password: string },
+  /** The daemon's PatroniRequest settings (tls.ts): a client certificate, verified peers with one. */
+  tls: RequestSettings = { insecure: true },
 ): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
     let url: URL;
@@ -41,7 +44,13 @@ export function postFailsafe(
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
     if (auth) headers.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
     const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.request(url, { method: 'POST', rejectUnauthorized: false, agent: false, headers }, (res) => {
+    let tlsOpts: https.RequestOptions;
+    try {
+      tlsOpts = url.protocol === 'https:' ? clientTlsOptions(tls) : {};
+    } catch (e) {
+      return resolve({ ok: false, detail: e instanceof Error ? e.message : String(e) });
+    }
+    const req = mod.request(url, { method: 'POST', ...tlsOpts, agent: false, headers }, (res) => {
       let answer = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {

@@ -189,3 +189,14 @@ test('no certfile: plain HTTP, verify_client has nothing to check', async () => 
   const r = await createHttp({ insecure: false }, 3000).request(`http://127.0.0.1:${port}/`, 'POST', 'reload');
   assert.equal(r.status, 202);
 });
+
+test('failsafe POSTs between members carry the daemon certificate too (verify_client required)', async () => {
+  const { postFailsafe } = await import('../../src/api/failsafe-client.js');
+  const { url, config } = await serve({ certfile: certs.serverCert, keyfile: certs.serverKey, cafile: certs.ca, verify_client: 'required' });
+  const leader = { name: 'm2', conn_url: 'postgres://127.0.0.1:5433/postgres', api_url: 'https://127.0.0.1:1/patroni' };
+  const without = await postFailsafe(url, leader, 3000);
+  assert.equal(without.ok, false);
+  assert.doesNotMatch(without.detail, /^\d{3} /, 'refused at the handshake: no HTTP status');
+  const withCert = await postFailsafe(url, leader, 3000, undefined, daemonRequestSettings(config));
+  assert.match(withCert.detail, /^\d{3} /, `reached the route: ${withCert.detail}`);
+});
