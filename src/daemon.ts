@@ -8,6 +8,7 @@ import { applyReload } from './config/reload.js';
 import type { DaemonConfig } from './config/types.js';
 import { createStore } from './dcs/index.js';
 import { HaLoop } from './ha/loop.js';
+import { Watchdog, watchdogSettings } from './ha/watchdog.js';
 import { LocalPostgres } from './postgres/instance.js';
 import { createApiServer } from './api/server.js';
 import { fetchMemberStatus } from './api/client.js';
@@ -38,8 +39,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
   const dynamic = dynamicFrom(null);
   const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
-  const loop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs, daemonRequestSettings(config)), dynamicFrom, version: VERSION,
-    // POST /failsafe is behind restapi.authentication (and verify_client) on every member: Patroni's PatroniRequest sends ctl's credentials, else restapi's, and the client certificate.
+  // The watchdog's timeout follows the dynamic ttl/loop_wait the loop runs with (read only once the loop exists).
+  const watchdogConfig = watchdogSettings(config.watchdog, log);
+  const timing = (): { ttl: number; loop_wait: number } => ({ ttl: loop.view.dynamic.ttl, loop_wait: loop.view.dynamic.loop_wait });
+  const watchdog: Watchdog | undefined = watchdogConfig.mode === 'off' ? undefined : new Watchdog(watchdogConfig, timing, log.child({ component: 'watchdog' }));
+  const loop: HaLoop = new HaLoop({ config, store, pg, clock, log: log.child({ component: 'ha' }), fetchPeer: (url, timeoutMs) => fetchMemberStatus(url, timeoutMs, daemonRequestSettings(config)), dynamicFrom, version: VERSION, ...(watchdog ? { watchdog } : {}),
+    // POST /failsafe is behind restapi.authentication on every member: Patroni's PatroniRequest sends ctl's, else restapi's.
     postFailsafe: (url, data, timeoutMs) => postFailsafe(url, data, timeoutMs, config.ctl?.authentication ?? config.restapi.authentication, daemonRequestSettings(config)) });
 
   /** SIGHUP / POST /reload: apply what can change live, keep the old config if the file is invalid. */

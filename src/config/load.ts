@@ -325,6 +325,7 @@ function normalise(c: DaemonConfigParsed, unsupported: string[]): { config: Daem
       connect_address: connect(c.postgresql.listen, c.postgresql.connect_address, 'postgresql.connect_address'),
     },
     tags: c.tags,
+    ...(c.watchdog ? { watchdog: c.watchdog } : {}),
     unsupported,
   };
   if (connectProblems.length) throw toConfigError(connectProblems);

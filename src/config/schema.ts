@@ -10,7 +10,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { interpretDynamic } from './dynamic.js';
-import { joinHostPort, show, splitHostPort, toBool, toInt, validPort } from './values.js';
+import { joinHostPort, parseWatchdogMode, show, splitHostPort, toBool, toInt, validPort } from './values.js';
 
 type Ctx = z.core.$RefinementCtx;
 
@@ -329,6 +329,18 @@ export const daemonSchema = z.object({
       replicatefrom: str.optional(),
     })
     .default({}),
+  /** Patroni's watchdog (patroni/watchdog/base.py): mode off|automatic|required (and aliases), default automatic. */
+  watchdog: z
+    .object({
+      mode: z
+        .unknown()
+        .refine((v) => parseWatchdogMode(v) !== null, { error: (i) => `expected off, automatic or required, got ${show(i.input)}` })
+        .optional(),
+      device: str.optional(),
+      safety_margin: integer.optional(),
+      driver: z.enum(['default', 'testing'], { error: expected('default or testing') }).optional(),
+    })
+    .optional(),
 });
 
 export type DaemonConfigInput = z.input<typeof daemonSchema>;

@@ -82,6 +82,8 @@ export interface DaemonConfig {
     password?: string;
   };
   kubernetes?: Record<string, unknown>;
+  /** Patroni's `watchdog:` section as given (src/ha/watchdog.ts reads it). */
+  watchdog?: Record<string, unknown>;
   bootstrap: {
     /** The raw `bootstrap.dcs` section: written to the store's `config` key by the member that initializes. */
     dcs: Record<string, unknown>;

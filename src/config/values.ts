@@ -77,3 +77,15 @@ export function show(v: unknown): string {
     return String(v);
   }
 }
+
+export type WatchdogMode = 'off' | 'automatic' | 'required';
+
+/** Patroni's watchdog parse_mode, with its aliases; null for a value it would not recognise. */
+export function parseWatchdogMode(v: unknown): WatchdogMode | null {
+  if (v === false) return 'off';
+  const m = String(v ?? 'automatic').toLowerCase();
+  if (m === 'require' || m === 'required') return 'required';
+  if (m === 'auto' || m === 'automatic') return 'automatic';
+  if (m === 'off' || m === 'disable' || m === 'disabled') return 'off';
+  return null;
+}

@@ -254,6 +254,7 @@ function decideUnlocked(o: HaObservation, cluster: Cluster): HaDecision {
     return { action: 'acquire_lock', reason: 'running as primary without the lock: taking it', promote: false };
   }
   if (isTruthy(o.me.tags.nofailover)) return noop('not racing for the leader lock: nofailover tag');
+  if (o.watchdogHealthy === false) return noop('not racing for the leader lock: the watchdog is required but not usable');
   const outsideFailsafe = failsafeRaceBlock(o, cluster);
   if (outsideFailsafe) return noop(outsideFailsafe);
   if (o.memory.raceBackoffUntil !== null && o.now < o.memory.raceBackoffUntil) {

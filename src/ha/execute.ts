@@ -11,6 +11,7 @@ import type { Clock } from '../util/clock.js';
 import { PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { HaDecision, HaMemory, RewindVerdict, Source } from './types.js';
+import type { Watchdog } from './watchdog.js';
 
 export interface ExecutePorts {
   readonly store: DcsStore;
@@ -18,6 +19,8 @@ export interface ExecutePorts {
   readonly clock: Clock;
   readonly log: Logger;
   readonly config: DaemonConfig;
+  /** Activated before this member becomes primary (a required one that fails stops it), disabled when it stops being one. */
+  readonly watchdog?: Watchdog;
 }
 
 /** Mutable state the executor shares with the loop between ticks. */
@@ -65,6 +68,7 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
       return runLong(p, s, 'starting', () => p.pg.start({ upstream: d.upstream?.conn ?? null, timeoutMs: START_TIMEOUT_MS }));
     case 'stop':
       await p.pg.stop(d.mode, 60_000);
+      p.watchdog?.disable();
       // Whatever we knew about divergence is re-checked before this data dir follows anyone again.
       s.memory = { ...s.memory, rewind: null };
       return;
@@ -117,6 +121,11 @@ export async function execute(d: HaDecision, p: ExecutePorts, s: ExecState): Pro
 }
 
 async function bootstrap(p: ExecutePorts, s: ExecState): Promise<void> {
+  // Patroni: the member that would become the first primary needs its watchdog first.
+  if (p.watchdog && !p.watchdog.activate()) {
+    p.log.error('not bootstrapping: the watchdog could not be activated');
+    return;
+  }
   if (!(await p.store.initialize('', true))) {
     p.log.info('lost the bootstrap race: another member initializes the cluster');
     return;
@@ -188,6 +197,11 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
     return;
   }
   p.log.info('acquired the leader lock');
+  if (!promoteAfter && !(await watchdogActive(p))) {
+    // Patroni's enforce_primary_role: a primary that cannot arm its required watchdog must not stay one.
+    await p.pg.stop('immediate', 30_000);
+    return;
+  }
   if (promoteAfter && !(await promote(p, s))) return;
   // A switchover/failover that brought us here is done.
   const f = s.cluster?.failover;
@@ -203,6 +217,7 @@ async function acquireLock(promoteAfter: boolean, p: ExecutePorts, s: ExecState)
 /** false: the promotion did not happen (postponed, or refused by pre_promote and the lock given back). */
 async function promote(p: ExecutePorts, s: ExecState): Promise<boolean> {
   const dyn = s.dynamic();
+  if (!(await watchdogActive(p))) return false;
   if (dyn.synchronous_mode !== false) {
     // Patroni's enforce_primary_role: record ourselves as the source of truth (nobody synchronous
     // yet) before promoting; if the sync key changed under us we may have lost the lock: not now.
@@ -246,6 +261,7 @@ async function demote(d: Extract<HaDecision, { action: 'demote' }>, p: ExecutePo
   const mode = d.mode === 'graceful' && left > 1000 ? 'fast' : 'immediate';
   await p.pg.stop(mode, mode === 'fast' ? left : 30_000);
   p.log.warn({ mode }, 'demoted: postgresql stopped');
+  p.watchdog?.disable();
   if (d.releaseLock) {
     // Where our WAL ended (the shutdown checkpoint): a switchover candidate promotes only past it.
     const after = await p.pg.observe();
@@ -255,6 +271,14 @@ async function demote(d: Extract<HaDecision, { action: 'demote' }>, p: ExecutePo
   }
   if (d.follow) await p.pg.start({ upstream: d.follow.conn, timeoutMs: START_TIMEOUT_MS });
   s.wake();
+}
+
+/** Arm the watchdog before acting as primary; a required one that cannot be armed gives the lock back. */
+async function watchdogActive(p: ExecutePorts): Promise<boolean> {
+  if (!p.watchdog || p.watchdog.activate()) return true;
+  p.log.error('the watchdog is required and could not be activated: releasing the leader lock, not acting as primary');
+  await p.store.deleteLeader();
+  return false;
 }
 
 async function writeConfigIfMissing(p: ExecutePorts, s: ExecState): Promise<void> {

@@ -17,6 +17,7 @@ import { decide, needsPeerStatuses } from './decide.js';
 import { replicaMethodWorksWithoutLeader } from '../postgres/options.js';
 import { SlotKeeper } from './slot-keeper.js';
 import { planQuorum, planSync, sameSet, synchronousStandbyNames } from './sync.js';
+import type { Watchdog } from './watchdog.js';
 import { execute, type ExecState } from './execute.js';
 import { shutdownOptime, shutdownTimeoutMs } from './shutdown.js';
 import { isStandbyClusterSection, standbyClusterSettings } from './standby.js';
@@ -42,6 +43,8 @@ export interface HaLoopDeps {
   readonly version: string;
   /** POST /failsafe to another member (failsafe mode); absent: a primary without the store always demotes. */
   readonly postFailsafe?: FailsafePoster;
+  /** The watchdog (watchdog.ts): fed after each lock renewal, activated before becoming primary. */
+  readonly watchdog?: Watchdog;
 }
 
 /** A restart requested through the REST API (Patroni's filters), possibly scheduled. */
@@ -309,7 +312,7 @@ export class HaLoop {
     d.log.info({ action: decision.action }, decision.reason);
     this.view.lastAction = { action: decision.action, reason: decision.reason };
     try {
-      await execute(decision, { store: d.store, pg: d.pg, clock: d.clock, log: d.log, config: d.config }, this.exec);
+      await execute(decision, { store: d.store, pg: d.pg, clock: d.clock, log: d.log, config: d.config, ...(d.watchdog ? { watchdog: d.watchdog } : {}) }, this.exec);
     } catch (e) {
       d.log.error({ action: decision.action, err: errorMessage(e) }, 'action failed');
     }
@@ -332,6 +335,7 @@ export class HaLoop {
     const { pg, store, log } = this.d;
     if (!opts.stopPostgres || this.view.dynamic.pause) {
       if (opts.stopPostgres) log.info('paused: the leader key is not deleted and postgresql is not stopped');
+      this.d.watchdog?.disable();
       return;
     }
     const wasLeader = this.view.isLeader;
@@ -339,6 +343,7 @@ export class HaLoop {
     try {
       await pg.stop('fast', timeoutMs);
       log.info('postgresql stopped');
+      this.d.watchdog?.disable();
     } catch (e) {
       log.error({ err: errorMessage(e) }, 'could not stop postgresql cleanly');
     }
@@ -449,6 +454,7 @@ export class HaLoop {
       sessionValidUntil: store.sessionValidUntil(),
       pg,
       memory: this.exec.memory,
+      ...(this.d.watchdog ? { watchdogHealthy: this.d.watchdog.isHealthy() } : {}),
     };
   }
 
@@ -508,7 +514,16 @@ export class HaLoop {
     const pg = unchanged ? before : await this.d.pg.observe().catch(() => this.view.pg);
     if (pg) this.view.pg = pg;
     this.updateRole(pg);
-    if (!dcs.ok) return this.armGuard(pg);
+    // Patroni: no watchdog while paused or when PostgreSQL is not a running primary (it is armed again before a promotion).
+    // A bootstrap in progress keeps the watchdog it armed (Patroni arms it before initdb).
+    const bootstrapping = this.exec.memory.actionInProgress?.name === 'initializing new cluster';
+    if (this.view.dynamic.pause || (!bootstrapping && (!pg?.running || pg.inRecovery !== false))) this.d.watchdog?.disable();
+    else if (bootstrapping) this.d.watchdog?.keepalive();
+    if (!dcs.ok) {
+      // Failsafe mode keeps a primary running without the store: it is still fed (Patroni's _handle_dcs_error).
+      if (this.failsafe.isActive()) this.d.watchdog?.keepalive();
+      return this.armGuard(pg);
+    }
     try {
       if (pg?.running) await this.reloadIfParametersChanged();
       const leading = decision.action === 'lead' || decision.action === 'lead_standby';
@@ -541,12 +556,32 @@ export class HaLoop {
       this.wake();
       return;
     }
-    await this.writeFailsafe(cluster);
+    if (!(await this.armedWatchdog(pg))) return;
     // A standby leader (standby.ts) keeps slots for its members; no history, no synchronous standbys.
     if (pg.inRecovery === true) return this.slots.sync(cluster, pg, this.view.dynamic, 'standby_leader');
+    await this.writeFailsafe(cluster);
     await this.slots.sync(cluster, pg, this.view.dynamic, 'primary');
     await this.updateHistory(cluster, pg);
     await this.syncReplication(cluster, pg);
+  }
+
+  /**
+   * Patroni's enforce_primary_role, each leader tick: a running primary (not paused) has its watchdog
+   * armed and fed; one whose required watchdog cannot be armed gives the lock back and stops at once.
+   */
+  private async armedWatchdog(pg: PgObservation): Promise<boolean> {
+    const wd = this.d.watchdog;
+    if (!wd) return true;
+    if (pg.running && pg.inRecovery === false && !this.view.dynamic.pause && !wd.isRunning() && !wd.activate()) {
+      this.d.log.error('the watchdog is required and could not be activated: releasing the leader lock and stopping postgresql');
+      await this.d.store.deleteLeader();
+      this.view.isLeader = false;
+      await this.d.pg.stop('immediate', 30_000);
+      this.wake();
+      return false;
+    }
+    wd.keepalive();
+    return true;
   }
 
   /**

@@ -99,6 +99,8 @@ export interface HaObservation {
   readonly peers: readonly PeerStatus[] | null;
   /** Failsafe mode (failsafe.ts); absent: failsafe mode off. */
   readonly failsafe?: FailsafeObservation;
+  /** false: `watchdog.mode: required` and no usable watchdog (watchdog.ts): never race for the lock. */
+  readonly watchdogHealthy?: boolean;
 }
 
 /** What failsafe mode contributes to a tick (see failsafe.ts). */

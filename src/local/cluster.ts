@@ -40,7 +40,13 @@ export interface LocalState {
   /** Members on the Kubernetes store instead of etcd: the API server's kubeconfig, and Endpoints or ConfigMap mode. */
   kube?: { kubeconfig: string; context: string; useEndpoints: boolean; namespace: string };
   /** Extra `bootstrap.dcs` / `postgresql` settings merged into each member's config. */
-  extra?: { dcs?: Record<string, unknown>; postgresql?: Record<string, unknown>; tags?: Record<string, Record<string, unknown>> };
+  extra?: {
+    dcs?: Record<string, unknown>;
+    postgresql?: Record<string, unknown>;
+    tags?: Record<string, Record<string, unknown>>;
+    /** Whole top-level sections per member (e.g. `watchdog:`), by member name. */
+    sections?: Record<string, Record<string, unknown>>;
+  };
 }
 
 export interface CreateOptions {
@@ -148,6 +154,7 @@ export function memberConfig(state: LocalState, m: LocalMember): Record<string, 
       ...extra.postgresql,
     },
     tags: extra.tags?.[m.name] ?? {},
+    ...(extra.sections?.[m.name] ?? {}),
   };
 }
 

@@ -803,9 +803,9 @@ export class LocalPostgres implements PostgresControl {
     const standby = this.standby !== undefined ? this.standby : await this.currentStandby();
     const deadline = this.clock.now() + timeoutMs;
     await this.stopServer('fast', timeoutMs, false);
+    whileStopped?.();
     await this.clearStaleLocks(Math.max(1000, deadline - this.clock.now()));
     this.writeConfig(standby);
-    whileStopped?.();
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
     this.callback('on_restart', standby === null ? 'master' : standbyRole(standby.upstream));

@@ -218,13 +218,13 @@ test('bootstrap.dcs is kept as written; unknown keys in it are warned about; tim
 // --- unknown keys -------------------------------------------------------------------------------
 
 test('keys not supported yet are warnings naming the full key path, not errors', () => {
-  const text = `${MINIMAL}watchdog: {mode: automatic}\nconsul: {host: x}\nctl: {insecure: true, quirk: 1}\nlog: {level: INFO, format: x}\n`
+  const text = `${MINIMAL}watchdog: {mode: automatic, quirk: 1}\nconsul: {host: x}\nctl: {insecure: true, quirk: 1}\nlog: {level: INFO, format: x}\n`
     .replace('  data_dir: /d', '  data_dir: /d\n  recovery_conf: {restore_command: x}')
     .replace('restapi: {', 'restapi: {allowlist: [a], ');
   const { warnings, config } = load(text);
-  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.recovery_conf', 'watchdog', 'consul', 'ctl.quirk', 'log.format']);
+  assert.deepEqual(config.unsupported, ['restapi.allowlist', 'postgresql.recovery_conf', 'watchdog.quirk', 'consul', 'ctl.quirk', 'log.format']);
   assert.ok(warnings.includes('postgresql.recovery_conf: not supported yet, ignored'));
-  assert.ok(warnings.includes('watchdog: not supported yet, ignored'));
+  assert.ok(warnings.includes('watchdog.quirk: not supported yet, ignored'));
   assert.equal(warnings.length, 6);
 });
 
