@@ -43,10 +43,10 @@ test('unsupported keys are warned about, by name', (t) => {
   const dir = mkdtempSync('/tmp/pgwarden-cli-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'w.yml');
-  writeFileSync(file, `watchdog:\n  mode: automatic\n${(spawnSync('cat', [EXAMPLE], { encoding: 'utf8' }).stdout)}`);
+  writeFileSync(file, `consul:\n  host: 127.0.0.1:8500\n${(spawnSync('cat', [EXAMPLE], { encoding: 'utf8' }).stdout)}`);
   const r = run(['daemon', '--validate-config', file]);
   assert.equal(r.code, 0);
-  assert.match(r.stderr, /watchdog: not supported yet/);
+  assert.match(r.stderr, /consul: not supported yet/);
 });
 
 test('local status without a cluster exits non-zero with a hint', () => {
