@@ -101,6 +101,10 @@ const etcd3Input = z.object({
   protocol: z.enum(['http', 'https'], { error: expected('"http" or "https"') }).optional(),
   username: text.optional(),
   password: text.optional(),
+  /** TLS (Patroni's etcd `cacert`, `cert`, `key`): the CA to verify etcd with, our client certificate and key. */
+  cacert: str.optional(),
+  cert: str.optional(),
+  key: str.optional(),
 });
 
 type Etcd3Input = z.output<typeof etcd3Input>;
@@ -109,6 +113,9 @@ export interface Etcd3Settings {
   protocol?: 'http' | 'https';
   username?: string;
   password?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
 }
 
 /**
@@ -116,7 +123,7 @@ export interface Etcd3Settings {
  * over `host`; `port` is the default port of hosts written without one.
  */
 function normaliseEtcd3(e: Etcd3Input, ctx: Ctx): Etcd3Settings {
-  const auth = { username: e.username, password: e.password };
+  const auth = { username: e.username, password: e.password, ...(e.cacert ? { cacert: e.cacert } : {}), ...(e.cert ? { cert: e.cert } : {}), ...(e.key ? { key: e.key } : {}) };
   if (e.url !== undefined) return { ...auth, ...fromEtcdUrl(e.url, ctx) };
   const [key, list] =
     e.hosts !== undefined ? (['hosts', splitList(e.hosts)] as const) : (['host', e.host === undefined ? [] : [e.host]] as const);

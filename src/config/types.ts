@@ -80,6 +80,10 @@ export interface DaemonConfig {
     protocol?: 'http' | 'https';
     username?: string;
     password?: string;
+    /** TLS: CA file to verify etcd, our client certificate and key (the key may be inside the cert file). */
+    cacert?: string;
+    cert?: string;
+    key?: string;
   };
   kubernetes?: Record<string, unknown>;
   /** Patroni's `watchdog:` section as given (src/ha/watchdog.ts reads it). */

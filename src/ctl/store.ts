@@ -7,7 +7,7 @@
  */
 import { Etcd3 } from 'etcd3';
 import { KEYS, clusterPrefix, serializeFailover } from '../dcs/codec.js';
-import { Etcd3Store } from '../dcs/etcd.js';
+import { Etcd3Store, etcdCredentials } from '../dcs/etcd.js';
 import type { Cluster } from '../dcs/types.js';
 import { systemClock } from '../util/clock.js';
 import { DcsError, errorMessage } from '../util/errors.js';
@@ -18,6 +18,9 @@ export interface EtcdSettings {
   protocol?: 'http' | 'https';
   username?: string;
   password?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
 }
 
 export interface CtlStore {
@@ -47,8 +50,11 @@ export function openEtcdStore(o: { etcd: EtcdSettings; namespace: string; scope:
   let raw: Etcd3 | null = null;
   const client = (): Etcd3 => {
     const proto = o.etcd.protocol ?? 'http';
+    const hosts = o.etcd.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`));
+    const credentials = hosts.every((h) => h.startsWith('https://')) ? etcdCredentials(o.etcd) : undefined;
     raw ??= new Etcd3({
-      hosts: o.etcd.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`)),
+      hosts,
+      ...(credentials ? { credentials } : {}),
       ...(o.etcd.username ? { auth: { username: o.etcd.username, password: o.etcd.password ?? '' } } : {}),
     });
     return raw;

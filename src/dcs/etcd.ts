@@ -10,6 +10,7 @@
  * `retry_timeout`, and because a failed request resets the client's channels, the next call after etcd
  * comes back connects afresh instead of waiting out a reconnect backoff or an open circuit.
  */
+import { readFileSync } from 'node:fs';
 import { ExponentialBackoff, noop as noopPolicy, type IBackoff } from 'cockatiel';
 import {
   EtcdLeaseInvalidError,
@@ -23,7 +24,7 @@ import {
   type Watcher,
 } from 'etcd3';
 import type { Clock } from '../util/clock.js';
-import { DcsError, errorMessage } from '../util/errors.js';
+import { ConfigError, DcsError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import {
   KEYS,
@@ -47,6 +48,10 @@ export interface Etcd3StoreOptions {
   protocol?: 'http' | 'https';
   username?: string;
   password?: string;
+  /** TLS files (Patroni's etcd3 cacert, cert, key); https is used when the protocol or a host URL says so. */
+  cacert?: string;
+  cert?: string;
+  key?: string;
   namespace: string;
   scope: string;
   name: string;
@@ -104,8 +109,14 @@ export class Etcd3Store implements DcsStore {
   private clientOptions(): IOptions {
     const o = this.o;
     const proto = o.protocol ?? 'http';
+    const hosts = o.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`));
+    // As Patroni: the TLS files matter only for https hosts.
+    const secure = hosts.every((h) => h.startsWith('https://'));
+    if (!secure && (o.cacert || o.cert)) o.log.warn('etcd3.cacert/cert are set but the hosts are not https: connecting without TLS (set etcd3.protocol: https)');
+    const credentials = secure ? etcdCredentials(o) : undefined;
     const opts: IOptions = {
-      hosts: o.hosts.map((h) => (h.includes('://') ? h : `${proto}://${h}`)),
+      hosts,
+      ...(credentials ? { credentials } : {}),
       faultHandling: {
         host: () => noopPolicy,
         global: noopPolicy,
@@ -467,4 +478,31 @@ function isLeaseGone(e: unknown): boolean {
 function isTransient(e: unknown): boolean {
   if (e instanceof CallTimeoutError) return true;
   return typeof e === 'object' && e !== null && isRecoverableError(e as Error);
+}
+
+/**
+ * The gRPC TLS material from Patroni's etcd3 `cacert`, `cert` and `key` files (the key may be in the cert
+ * file, as Patroni allows), or undefined without any: https then verifies etcd with the system's CAs.
+ * An unreadable file is a configuration error naming the key.
+ */
+export function etcdCredentials(o: { cacert?: string; cert?: string; key?: string }): IOptions['credentials'] {
+  if (!o.cacert && !o.cert) return undefined;
+  const read = (key: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new ConfigError(`etcd3.${key}`, `cannot read ${file}: ${errorMessage(e)}`);
+    }
+  };
+  const ca = o.cacert ? read('cacert', o.cacert) : undefined;
+  const cert = o.cert ? read('cert', o.cert) : undefined;
+  let key = o.key ? read('key', o.key) : undefined;
+  if (cert && !key) {
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(cert.toString('utf8'))) throw new ConfigError('etcd3.key', 'required with etcd3.cert (or put the key into the cert file)');
+    key = cert;
+  }
+  return {
+    rootCertificate: ca ?? (undefined as unknown as Buffer),
+    ...(cert && key ? { certChain: cert, privateKey: key } : {}),
+  };
 }

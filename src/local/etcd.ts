@@ -41,6 +41,8 @@ export interface EtcdOptions {
   detached?: boolean;
   /** How long to wait for etcd to serve requests; 30 s by default. */
   startTimeoutMs?: number;
+  /** Serve clients over TLS (tests of etcd3.cacert/cert/key): etcd's certificate, key and the CA of client certificates. */
+  tls?: { cert: string; key: string; ca: string; clientCertAuth: boolean };
 }
 
 const STOP_GRACE_MS = 10_000;
@@ -68,9 +70,10 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdProcess> {
   mkdirSync(opts.dir, { recursive: true });
   const spec: LaunchSpec = {
     bin,
-    args: etcdArgs({ name: opts.name ?? 'pgwarden', dataDir: join(opts.dir, 'data'), host, clientPort, peerPort }),
+    args: etcdArgs({ name: opts.name ?? 'pgwarden', dataDir: join(opts.dir, 'data'), host, clientPort, peerPort, tls: opts.tls }),
     logFile: join(opts.dir, 'etcd.log'),
-    endpoint: `http://${urlHost(host)}:${clientPort}`,
+    endpoint: `${opts.tls ? 'https' : 'http'}://${urlHost(host)}:${clientPort}`,
+    tls: opts.tls,
     detached: opts.detached ?? false,
     startTimeoutMs: opts.startTimeoutMs ?? 30_000,
   };
@@ -112,11 +115,15 @@ interface LaunchSpec {
   endpoint: string;
   detached: boolean;
   startTimeoutMs: number;
+  tls?: EtcdOptions['tls'];
 }
 
-function etcdArgs(o: { name: string; dataDir: string; host: string; clientPort: number; peerPort: number }): string[] {
+function etcdArgs(o: { name: string; dataDir: string; host: string; clientPort: number; peerPort: number; tls?: EtcdOptions['tls'] }): string[] {
   const h = urlHost(o.host);
-  const client = `http://${h}:${o.clientPort}`;
+  const client = `${o.tls ? 'https' : 'http'}://${h}:${o.clientPort}`;
+  const tls = o.tls
+    ? ['--cert-file', o.tls.cert, '--key-file', o.tls.key, '--trusted-ca-file', o.tls.ca, ...(o.tls.clientCertAuth ? ['--client-cert-auth'] : [])]
+    : [];
   const peer = `http://${h}:${o.peerPort}`;
   return [
     '--name', o.name,
@@ -128,6 +135,7 @@ function etcdArgs(o: { name: string; dataDir: string; host: string; clientPort: 
     '--initial-cluster', `${o.name}=${peer}`,
     '--initial-cluster-state', 'new',
     '--enable-v2=false',
+    ...tls,
   ];
 }
 
@@ -147,7 +155,7 @@ async function launch(spec: LaunchSpec): Promise<{ pid: number; startTime: strin
   child.unref();
   const startTime = processStartTime(pid) ?? '';
   try {
-    await waitServing(spec.endpoint, spec.startTimeoutMs, () => startTime !== '' && processStartTime(pid) === startTime && processState(pid) !== 'Z');
+    await waitServing(spec.endpoint, spec.tls, spec.startTimeoutMs, () => startTime !== '' && processStartTime(pid) === startTime && processState(pid) !== 'Z');
   } catch (e) {
     await stopProcess(pid, startTime, { graceMs: 2000, signal: 'SIGKILL' });
     throw new Error(`${(e as Error).message}\n--- last lines of ${spec.logFile} ---\n${logTail(spec.logFile)}`);
@@ -164,12 +172,11 @@ function etcdEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-async function waitServing(endpoint: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+async function waitServing(endpoint: string, tls: EtcdOptions['tls'], timeoutMs: number, alive: () => boolean): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     try {
-      const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
+      if (await healthy(endpoint, tls)) return;
     } catch {
       // not listening yet
     }
@@ -177,6 +184,21 @@ async function waitServing(endpoint: string, timeoutMs: number, alive: () => boo
     if (performance.now() > deadline) throw new Error(`etcd did not serve on ${endpoint} within ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** GET /health; over TLS with the CA and, when etcd asks for one, a client certificate (its own will do). */
+async function healthy(endpoint: string, tls: EtcdOptions['tls']): Promise<boolean> {
+  if (!tls) return (await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) })).ok;
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(`${endpoint}/health`, { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /**

@@ -99,7 +99,7 @@ test('ctl: insecure (Patroni booleans), cacert, certfile, keyfile, keyfile_passw
   assert.equal(load({ PATRONI_CTL_INSECURE: 'maybe' }).config.ctl?.insecure, undefined);
 });
 
-test('etcd3: HOST, HOSTS (every list form), PORT, URL, PROTOCOL, USERNAME, PASSWORD; TLS files are named as unsupported', () => {
+test('etcd3: HOST, HOSTS (every list form), PORT, URL, PROTOCOL, USERNAME, PASSWORD, CACERT, CERT, KEY', () => {
   const etcd = (env: NodeJS.ProcessEnv) => load({ PATRONI_ETCD3_HOSTS: undefined, ...env }).config.etcd3;
   assert.deepEqual(etcd({ PATRONI_ETCD3_HOST: 'e1:2381' })?.hosts, ['e1:2381']);
   assert.deepEqual(etcd({ PATRONI_ETCD3_HOST: 'e1', PATRONI_ETCD3_PORT: '2390' })?.hosts, ['e1:2390']);
@@ -108,8 +108,9 @@ test('etcd3: HOST, HOSTS (every list form), PORT, URL, PROTOCOL, USERNAME, PASSW
   assert.deepEqual(etcd({ PATRONI_ETCD3_HOST: 'e1:2379', PATRONI_ETCD3_PROTOCOL: 'https', PATRONI_ETCD3_USERNAME: 'u', PATRONI_ETCD3_PASSWORD: 'p' }), {
     hosts: ['e1:2379'], protocol: 'https', username: 'u', password: 'p',
   });
-  const { warnings } = load({ PATRONI_ETCD3_CACERT: '/ca.pem', PATRONI_ETCD3_CERT: '/c.pem', PATRONI_ETCD3_KEY: '/k.pem' });
-  assert.deepEqual(warnings, ['etcd3.cacert: not supported yet, ignored', 'etcd3.cert: not supported yet, ignored', 'etcd3.key: not supported yet, ignored']);
+  const tls = load({ PATRONI_ETCD3_CACERT: '/ca.pem', PATRONI_ETCD3_CERT: '/c.pem', PATRONI_ETCD3_KEY: '/k.pem' });
+  assert.deepEqual(tls.warnings, []);
+  assert.deepEqual([tls.config.etcd3?.cacert, tls.config.etcd3?.cert, tls.config.etcd3?.key], ['/ca.pem', '/c.pem', '/k.pem']);
   assert.equal(configError(() => load({ PATRONI_ETCD3_PROTOCOL: 'grpc' })).path, 'etcd3.protocol');
   assert.equal(configError(() => load({ PATRONI_ETCD3_HOSTS: 'e1:99999' })).path, 'etcd3.hosts.0');
 });

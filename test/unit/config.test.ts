@@ -238,10 +238,10 @@ test('callbacks and pre_promote are read; a callback that is not a string is an 
 test('unknown keys deep inside known sections are named; open sections accept anything', () => {
   const text = MINIMAL.replace('{username: rep, password: r}', '{username: rep, password: r, sslmode: require, color: blue}').replace(
     'etcd3: {hosts: 127.0.0.1:2379}',
-    'etcd3: {hosts: 127.0.0.1:2379, cacert: /ca.pem}',
+    'etcd3: {hosts: 127.0.0.1:2379, ca_bundle: /ca.pem}',
   );
   const { config } = load(`${text}tags: {zone: a}\nbootstrap: {dcs: {postgresql: {parameters: {anything: 1}}}, something: else}\n`);
-  assert.deepEqual(config.unsupported, ['etcd3.cacert', 'postgresql.authentication.replication.color', 'bootstrap.something']);
+  assert.deepEqual(config.unsupported, ['etcd3.ca_bundle', 'postgresql.authentication.replication.color', 'bootstrap.something']);
   assert.equal(config.postgresql.authentication.replication.sslmode, 'require');
   assert.equal(config.postgresql.authentication.replication.color, undefined, 'dropped, as Patroni drops it');
   assert.equal(config.tags.zone, 'a', 'extra tags are kept');
