@@ -19,7 +19,7 @@
  * (`PatroniRequest(config, True)` in __main__.py): it verifies peers only when it presents a
  * certificate of its own.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { ServerOptions } from 'node:https';
@@ -61,9 +61,24 @@ export function serverTlsOptions(r: RestapiTls): ServerOptions | null {
   try {
     createSecureContext(opts);
   } catch (e) {
-    throw new ConfigError(tlsErrorKey(e, r, 'restapi'), `cannot use the REST API certificate: ${errorMessage(e)}`);
+    // A wrong passphrase does not always say so: a decryption that happens to unpad cleanly fails later as
+    // "DECODER routines::unsupported". An encrypted key that does not open with the password is the password's fault.
+    const key = wrongPassphrase(opts.key as Buffer, r.keyfile_password) ? 'restapi.keyfile_password' : tlsErrorKey(e, r, 'restapi');
+    throw new ConfigError(key, `cannot use the REST API certificate: ${errorMessage(e)}`);
   }
   return opts;
+}
+
+/** The PEM holds an encrypted private key that this passphrase (or none) does not open. */
+function wrongPassphrase(pem: Buffer, passphrase: string | undefined): boolean {
+  const text = pem.toString('utf8');
+  if (!/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(text)) return false;
+  try {
+    createPrivateKey({ key: text, format: 'pem', passphrase: passphrase ?? '' });
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** Which key a secure-context error is about, for the message. */
