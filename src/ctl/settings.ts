@@ -12,6 +12,7 @@ import { ConfigError, errorMessage } from '../util/errors.js';
 import { parseDcsUrl } from './args.js';
 import { isObj, patchConfig, type Obj } from './editconfig.js';
 import type { HttpSettings } from './http.js';
+import { requestSettings } from '../api/tls.js';
 import type { EtcdSettings } from './store.js';
 
 export interface CtlOptions {
@@ -92,21 +93,12 @@ function etcdFromRaw(raw: Obj): EtcdSettings | null {
 export function settingsFromRaw(raw: Obj, daemon: DaemonConfig | null, opts: CtlOptions): CtlSettings {
   const ctl = isObj(raw.ctl) ? raw.ctl : {};
   const restapi = isObj(raw.restapi) ? raw.restapi : {};
-  const pick = (k: string): string | undefined => str(ctl[k]) ?? str(restapi[k]);
   const etcd = opts.dcsUrl ? parseDcsUrl(opts.dcsUrl) : (daemon?.etcd3 ?? etcdFromRaw(raw));
+  // The daemon's PatroniRequest rule (ctl.<key> else restapi.<key>), with ctl's own --insecure and, between the
+  // two credentials, the daemon config's parsed restapi.authentication.
+  const http: HttpSettings = requestSettings(ctl, restapi, opts.insecure === true || toBool(ctl.insecure) === true);
   const auth = credentials(ctl.authentication) ?? daemon?.restapi.authentication ?? credentials(restapi.authentication);
-  const http: HttpSettings = { insecure: opts.insecure === true || toBool(ctl.insecure) === true };
   if (auth) http.auth = auth;
-  const cacert = str(ctl.cacert) ?? str(restapi.cafile);
-  if (cacert) http.cacert = cacert;
-  const certfile = pick('certfile');
-  if (certfile) {
-    http.certfile = certfile;
-    const keyfile = pick('keyfile');
-    if (keyfile) http.keyfile = keyfile;
-    const pass = pick('keyfile_password');
-    if (pass) http.keyfilePassword = pass;
-  }
   return {
     scope: opts.scope ?? daemon?.scope ?? str(raw.scope) ?? null,
     namespace: opts.namespace ?? daemon?.namespace ?? str(raw.namespace) ?? '/service/',
