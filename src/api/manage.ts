@@ -7,7 +7,7 @@
  */
 import { effectiveDynamicConfig, mergeDynamicPatch } from '../config/dynamic.js';
 import type { Cluster } from '../dcs/types.js';
-import { parseBool } from './cluster-json.js';
+import { isStandbyClusterConfig, parseBool } from './cluster-json.js';
 import { HttpError, freshCluster, readJsonBody, type Handler, type RouteContext } from './http.js';
 import type { ApiBackend, ApiResponse, RestartFilters } from './types.js';
 
@@ -41,6 +41,8 @@ function isPaused(ctx: RouteContext, cluster: Cluster): boolean {
 }
 
 function syncMembers(cluster: Cluster): readonly string[] | null {
+  // A standby cluster ignores synchronous mode (as its HA rules do, and Patroni's global config since 3.1).
+  if (isStandbyClusterConfig(cluster.config?.value.standby_cluster)) return null;
   const mode = cluster.config?.value.synchronous_mode;
   const on = mode === true || mode === 'quorum' || parseBool(mode) === true;
   return on ? (cluster.sync?.sync_standby ?? []) : null;

@@ -88,7 +88,9 @@ export function needsPeerStatuses(observed: Omit<HaObservation, 'peers'>): boole
 function leaderWithDueFailover(o: Omit<HaObservation, 'peers'>): boolean {
   if (!o.dcs.ok || o.memory.actionInProgress) return false;
   const { leader, failover } = o.dcs.cluster;
-  return leader?.name === o.me.name && failover !== null && isRunningPrimary(o) && schedule(o, failover.scheduled_at).kind === 'due';
+  // A standby leader (running in recovery in a standby cluster) hands over like a primary.
+  const leads = isRunningPrimary(o) || (Boolean(o.settings.standbyCluster) && o.pg.running && o.pg.accepting && o.pg.inRecovery === true);
+  return leader?.name === o.me.name && failover !== null && leads && schedule(o, failover.scheduled_at).kind === 'due';
 }
 
 function decideWithoutStore(o: HaObservation, error: string): HaDecision {
@@ -185,6 +187,10 @@ function rejoin(o: HaObservation, cluster: Cluster, leader: string, upstream: So
 
 function decideLeader(o: HaObservation, cluster: Cluster): HaDecision {
   if (o.pg.inRecovery === true) {
+    // A standby leader hands its lock over like a primary (Patroni's process_manual_failover_from_leader
+    // runs for it too); the candidate becomes the standby leader, nobody is promoted (standby.ts).
+    const handover = o.settings.standbyCluster ? manualFailoverFromLeader(o, cluster) : null;
+    if (handover && handover.action !== 'lead') return handover;
     return { action: 'promote', reason: 'promoting self to leader because i had the session lock' };
   }
   return manualFailoverFromLeader(o, cluster) ?? lead('no action: I am the leader with the lock');

@@ -146,6 +146,30 @@ test('kill -9 of the standby leader: the other member becomes the standby leader
   assert.equal(await isInRecovery(source.state, sourcePrimary), false, 'the source is untouched');
 });
 
+test('POST /switchover in the standby cluster moves the standby leader to the candidate (no promotion), as Patroni', async () => {
+  const old = standbyLeader;
+  const next = standby.state.members.find((m) => m.name !== old)!.name;
+  const res = await fetch(`http://127.0.0.1:${member(standby.state, old).apiPort}/switchover`, {
+    method: 'POST',
+    body: JSON.stringify({ leader: old, candidate: next }),
+    signal: AbortSignal.timeout(90_000),
+  });
+  assert.equal(res.status, 200, await res.text());
+  await waitFor(`${next} as the standby leader`, 90_000, async () => {
+    const c = await fetchCluster(standby.state);
+    return c?.members.some((m) => m.name === next && m.role === 'standby_leader' && m.state === 'running') ?? false;
+  });
+  standbyLeader = next;
+  assert.equal(await isInRecovery(standby.state, next), true, 'the new standby leader is not promoted');
+  await waitFor(`${next} streaming from the source`, 60_000, async () => {
+    const r = await query<{ p: number }>(standby.state, next, "SELECT sender_port AS p FROM pg_stat_wal_receiver WHERE status = 'streaming'");
+    return r[0]?.p === member(source.state, sourcePrimary).pgPort;
+  });
+  assert.equal(await standbyHealthy(2, 120_000), next, 'the old standby leader follows the new one');
+  await caughtUp(standby.state, old);
+  await caughtUp(standby.state, next);
+});
+
 test('PATCH /config {"standby_cluster": null} promotes the standby leader: writable, a new timeline, the source unaffected', async () => {
   const other = standby.state.members.find((m) => m.name !== standbyLeader)!.name;
   await writer!.stop();

@@ -168,6 +168,15 @@ test('POST /switchover: writes the failover key, wakes the loop, answers once th
   assert.equal(b.woken, 1);
 });
 
+test('POST /switchover in a standby cluster: synchronous_mode is ignored, the candidate need not be a sync standby', async () => {
+  const b = new FakeBackend({ ...members(), config: { value: { ...storedConfig, synchronous_mode: true, standby_cluster: { host: '10.0.0.9', port: 5432 } }, version: 3 } });
+  let polls = 0;
+  b.loadCluster = async () => (++polls > 3 && b.c.failover ? { ...b.c, leader: { name: 'm3', version: 5 }, failover: null } : b.c);
+  const r = await call(b, 'POST', '/switchover', { leader: 'm1', candidate: 'm3' });
+  assert.equal(r.status, 200, message(r));
+  assert.deepEqual(b.writes, ['failover {"leader":"m1","member":"m3"} @null']);
+});
+
 test('POST /failover: the cluster ends with another leader than asked → 200 saying so', async () => {
   const b = new FakeBackend(members());
   b.onFailover = (c) => ({ ...c, leader: { name: 'm3', version: 5 }, failover: null });

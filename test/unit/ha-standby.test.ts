@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
-import { decide } from '../../src/ha/decide.js';
+import { decide, needsPeerStatuses } from '../../src/ha/decide.js';
 import { remoteSource, standbyClusterSettings, type StandbyCluster } from '../../src/ha/standby.js';
 import type { HaDecision, HaObservation } from '../../src/ha/types.js';
 import { initialMemory } from '../../src/ha/types.js';
@@ -48,6 +48,8 @@ const rows: Row[] = [
   { name: 'former primary, not diverged from the remote: start as the standby leader', o: sobs({ ...asM1, pg: { ...pgStopped, controlState: 'shut down' }, cluster: m1Leads, memory: { ...initialMemory, rewind: { against: `${remote.member}@primary`, verdict: 'not_needed' } } }), expect: { action: 'start_replica', upstream: remote } },
   { name: 'former primary, diverged from the remote: pg_rewind from it', o: sobs({ ...asM1, pg: { ...pgStopped, controlState: 'shut down' }, cluster: m1Leads, memory: { ...initialMemory, rewind: { against: `${remote.member}@primary`, verdict: 'needed' } } }), expect: { action: 'rewind', upstream: remote } },
   { name: 'former primary, diverged, pg_rewind off: stay stopped', o: sobs({ ...asM1, pg: { ...pgStopped, controlState: 'shut down' }, cluster: m1Leads, settings: { ...inStandby, usePgRewind: false }, memory: { ...initialMemory, rewind: { against: `${remote.member}@primary`, verdict: 'needed' } } }), expect: { action: 'noop' } },
+  { name: 'switchover to a healthy member: the standby leader hands its lock over (graceful demote, follow the candidate)', o: sobs({ ...asM1, pg: pgOnRemote, cluster: cluster({ members: [member('m1', { role: 'standby_leader' }), member('m2'), member('m3')], failover: { leader: 'm1', member: 'm2', version: 4 } }), peers: [peer('m2', { walPosition: 100 }), peer('m3', { walPosition: 100 })] }), expect: { action: 'demote', mode: 'graceful', releaseLock: true } },
+  { name: 'switchover scheduled later: the standby leader keeps leading', o: sobs({ ...asM1, pg: pgOnRemote, cluster: cluster({ members: [member('m1', { role: 'standby_leader' }), member('m2')], failover: { leader: 'm1', member: 'm2', scheduled_at: '2099-01-01T00:00:00+00:00', version: 4 } }), peers: [peer('m2')] }), expect: { action: 'lead_standby' } },
   { name: 'lock holder whose postgres stayed down for ttl: release the lock', o: sobs({ ...asM1, pg: pgStopped, cluster: m1Leads, memory: { ...initialMemory, pgDownSince: obs().now - 31_000 } }), expect: { action: 'release_lock' } },
 
   // --- no standby leader ---
@@ -120,4 +122,16 @@ test('standby leader recovery settings: remote conninfo, its slot with read-writ
   assert.deepEqual([archive.primary_conninfo, archive.primary_slot_name, archive.restore_command], ['', '', 'x']);
   const plain = postgresqlConf(cfg, dyn, { includeBase: false, standby: { upstream: { host: 'h', port: 1 }, useSlots: true } });
   assert.ok(plain.includes("restore_command = 'false'"), 'outside a standby cluster the parameter stays');
+});
+
+test('a standby leader with a due switchover asks its peers for their status (it judges the candidate), one scheduled later does not', () => {
+  const failover = { leader: 'm1', member: 'm2', version: 4 };
+  const c = cluster({ members: [member('m1', { role: 'standby_leader' }), member('m2')], failover });
+  const { peers: _p, ...base } = sobs({ ...asM1, pg: pgOnRemote, cluster: c });
+  assert.equal(needsPeerStatuses(base), true);
+  const later = cluster({ members: [member('m1', { role: 'standby_leader' }), member('m2')], failover: { ...failover, scheduled_at: '2099-01-01T00:00:00+00:00' } });
+  const { peers: _q, ...waiting } = sobs({ ...asM1, pg: pgOnRemote, cluster: later });
+  assert.equal(needsPeerStatuses(waiting), false);
+  const { peers: _r, ...outside } = obs({ ...asM1, pg: pgOnRemote, cluster: c });
+  assert.equal(needsPeerStatuses(outside), false, 'a leader in recovery outside a standby cluster does not hand over');
 });
