@@ -6,20 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import { route } from '../../src/api/routes.js';
-import type { ApiBackend } from '../../src/api/types.js';
-import { MemoryBackend, MemoryStore } from '../../src/dcs/memory.js';
 import type { FailsafeLeader } from '../../src/dcs/types.js';
 import { decide, needsPeerStatuses } from '../../src/ha/decide.js';
 import { Failsafe, checkFailsafeTopology, failsafeTopology, needsFailsafeCheck, type FailsafePoster } from '../../src/ha/failsafe.js';
-import { HaLoop } from '../../src/ha/loop.js';
 import type { FailsafeObservation, HaDecision, HaObservation } from '../../src/ha/types.js';
 import { initialMemory } from '../../src/ha/types.js';
-import type { Clock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/log.js';
-import { testDaemonConfig } from '../helpers/config.js';
-import { FakePostgres, type FakeCluster } from '../helpers/fake-postgres.js';
+import { FakeClock, haWorld } from '../helpers/ha-world.js';
 import { NOW, cluster, member, obs, peer, pgPrimary, pgReplica } from '../helpers/ha-fixtures.js';
 
 const m1Ping: FailsafeLeader = { name: 'm1', conn_url: 'postgres://127.0.0.1:5001/postgres', api_url: 'http://127.0.0.1:8001/patroni' };
@@ -105,16 +98,6 @@ test('failsafe: the POST round asks every other member and needs all of them', a
   assert.equal((await checkFailsafeTopology({ m1: 'x' }, m1Ping, undefined, 100)).ok, true, 'a single-member cluster');
 });
 
-class FakeClock implements Clock {
-  t = 1_000_000;
-  now(): number {
-    return this.t;
-  }
-  wallNow(): Date {
-    return new Date(this.t);
-  }
-  async sleep(): Promise<void> {}
-}
 
 test('failsafe state: a ping counts for ttl; acknowledged rounds extend the leader from when they were sent', async () => {
   const clock = new FakeClock();
@@ -155,75 +138,7 @@ test('failsafe state: a ping counts for ttl; acknowledged rounds extend the lead
 
 const TTL = 10;
 
-interface Node {
-  name: string;
-  loop: HaLoop;
-  pg: FakePostgres;
-  store: MemoryStore;
-  alive: boolean;
-  api: ApiBackend;
-}
-
-function world(failsafeMode: boolean) {
-  const clock = new FakeClock();
-  const backend = new MemoryBackend(clock);
-  const pgWorld: FakeCluster = { sysid: '7000', instances: new Map() };
-  const nodes: Node[] = [];
-  const names = ['m1', 'm2', 'm3'];
-  const bootstrapDcs = { ttl: TTL, loop_wait: 1, retry_timeout: 3, failsafe_mode: failsafeMode, postgresql: { use_pg_rewind: true } };
-  const byUrl = (url: string) => nodes.find((n) => url.includes(`:${8001 + names.indexOf(n.name)}/`));
-  const postFailsafe: FailsafePoster = async (url, data) => {
-    const peerNode = byUrl(url);
-    if (!peerNode?.alive) return { ok: false, detail: 'connect ECONNREFUSED' };
-    const res = await route({ method: 'POST', path: '/failsafe', query: new URLSearchParams(), headers: {}, body: JSON.stringify(data) }, peerNode.api);
-    return { ok: res.status === 200 && res.text === 'Accepted', detail: `${res.status} ${res.text ?? JSON.stringify(res.body)}` };
-  };
-  for (const [i, name] of names.entries()) {
-    const port = 5001 + i;
-    const config = testDaemonConfig({ name, port, restPort: 8001 + i, dataDir: `/d/${name}`, bootstrap: { dcs: bootstrapDcs } });
-    const pg = new FakePostgres(name, port, pgWorld);
-    const store = new MemoryStore(backend, name, TTL);
-    const loop = new HaLoop({
-      config,
-      store,
-      pg,
-      clock,
-      log: silentLogger(),
-      version: '0.1.0',
-      dynamicFrom: (stored) => effectiveDynamicConfig(stored, bootstrapDcs).dynamic,
-      fetchPeer: async (url) => {
-        const p = byUrl(url);
-        if (!p?.alive) return null;
-        const o = await p.pg.observe();
-        return { state: p.loop.view.state, role: p.loop.view.role, xlog: { location: o.walPosition } };
-      },
-      postFailsafe,
-    });
-    const api: ApiBackend = {
-      view: () => ({ ...loop.view, name, scope: 'demo', version: '0.1.0', config, paused: false, failsafeActive: loop.failsafe.isActive() }),
-      loadCluster: () => store.load(),
-      now: () => clock.now(),
-      acceptFailsafe: (l) => loop.failsafe.receive(l),
-      failsafeTopology: () => loop.failsafe.topology(),
-    };
-    nodes.push({ name, loop, pg, store, alive: true, api });
-  }
-  const flush = async () => {
-    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  };
-  const round = async (n = 1, order = nodes) => {
-    const out: Record<string, HaDecision> = {};
-    for (let k = 0; k < n; k++) {
-      for (const node of order) if (node.alive) out[node.name] = await node.loop.tick();
-      await flush();
-      clock.t += 1000;
-    }
-    return out;
-  };
-  const leaderKey = async () => (await nodes[0]!.store.load()).leader?.name ?? null;
-  const primaries = () => nodes.filter((n) => n.pg.running && !n.pg.inRecovery).map((n) => n.name);
-  return { clock, backend, nodes, round, leaderKey, primaries };
-}
+const world = (failsafeMode: boolean) => haWorld({ ttl: TTL, dcs: { failsafe_mode: failsafeMode } });
 
 test('failsafe loop: the store goes away for longer than ttl; the acknowledged primary keeps running, then keeps its lock', async () => {
   const w = world(true);

@@ -4,76 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
-import { MemoryBackend, MemoryStore } from '../../src/dcs/memory.js';
-import { HaLoop } from '../../src/ha/loop.js';
-import type { Clock } from '../../src/util/clock.js';
-import { silentLogger } from '../../src/util/log.js';
-import { testDaemonConfig } from '../helpers/config.js';
-import { FakePostgres, type FakeCluster } from '../helpers/fake-postgres.js';
-
-class FakeClock implements Clock {
-  t = 1_000_000;
-  now(): number {
-    return this.t;
-  }
-  wallNow(): Date {
-    return new Date(this.t);
-  }
-  async sleep(): Promise<void> {}
-}
-
-interface Node {
-  name: string;
-  loop: HaLoop;
-  pg: FakePostgres;
-  store: MemoryStore;
-  alive: boolean;
-}
+import { haWorld } from '../helpers/ha-world.js';
 
 const TTL = 10;
 
-function world() {
-  const clock = new FakeClock();
-  const backend = new MemoryBackend(clock);
-  const pgWorld: FakeCluster = { sysid: '7000', instances: new Map() };
-  const nodes: Node[] = [];
-  const bootstrapDcs = { ttl: TTL, loop_wait: 1, retry_timeout: 3, postgresql: { use_pg_rewind: true } };
-  for (const [i, name] of ['m1', 'm2', 'm3'].entries()) {
-    const port = 5001 + i;
-    const config = testDaemonConfig({ name, port, restPort: 8001 + i, dataDir: `/d/${name}`, bootstrap: { dcs: bootstrapDcs } });
-    const pg = new FakePostgres(name, port, pgWorld);
-    const store = new MemoryStore(backend, name, TTL);
-    const loop = new HaLoop({
-      config,
-      store,
-      pg,
-      clock,
-      log: silentLogger(),
-      version: '0.1.0',
-      dynamicFrom: (stored) => effectiveDynamicConfig(stored, bootstrapDcs).dynamic,
-      fetchPeer: async (url) => {
-        const peer = nodes.find((n) => url.includes(`:${8001 + ['m1', 'm2', 'm3'].indexOf(n.name)}/`));
-        if (!peer?.alive) return null;
-        const o = await peer.pg.observe();
-        return { state: peer.loop.view.state, role: peer.loop.view.role, xlog: { location: o.walPosition } };
-      },
-    });
-    nodes.push({ name, loop, pg, store, alive: true });
-  }
-  const flush = async () => {
-    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-  };
-  const round = async (n = 1) => {
-    for (let k = 0; k < n; k++) {
-      for (const node of nodes) if (node.alive) await node.loop.tick();
-      await flush();
-      clock.t += 1000;
-    }
-  };
-  const leader = async () => (await nodes[0]!.store.load()).leader?.name ?? null;
-  return { clock, backend, nodes, round, leader };
-}
+const world = () => haWorld({ ttl: TTL });
 
 test('three members: one bootstraps, two copy it and follow; slots for both', async () => {
   const w = world();
@@ -81,7 +16,7 @@ test('three members: one bootstraps, two copy it and follow; slots for both', as
   const boots = w.nodes.filter((n) => n.pg.calls.includes('bootstrap'));
   assert.equal(boots.length, 1, 'exactly one member ran initdb');
   const leader = boots[0]!;
-  assert.equal(await w.leader(), leader.name);
+  assert.equal(await w.leaderKey(), leader.name);
   const replicas = w.nodes.filter((n) => n !== leader);
   for (const r of replicas) {
     assert.ok(r.pg.calls.includes('createReplica'), `${r.name} copied the leader`);
@@ -102,9 +37,9 @@ test('the leader dies: after ttl one replica takes over, the other follows it', 
   old.alive = false;
   old.pg.running = false;
   await w.round(TTL - 2);
-  assert.equal(await w.leader(), old.name, 'the lock outlives its holder until ttl');
+  assert.equal(await w.leaderKey(), old.name, 'the lock outlives its holder until ttl');
   await w.round(4);
-  const next = await w.leader();
+  const next = await w.leaderKey();
   assert.ok(next && next !== old.name);
   const winner = w.nodes.find((n) => n.name === next)!;
   assert.equal(winner.pg.inRecovery, false, 'the new leader promoted');
@@ -132,7 +67,7 @@ test('a former primary that comes back after a failover is rewound, then follows
   old.alive = false;
   old.pg.running = false;
   await w.round(TTL + 3);
-  const next = (await w.leader())!;
+  const next = (await w.leaderKey())!;
   old.alive = true;
   await w.round(4);
   assert.ok(old.pg.calls.includes('rewind'), 'diverged timeline detected and rewound');
@@ -148,9 +83,9 @@ test('SIGTERM of the leader: postgres stopped first, then the lock released', as
   await leader.loop.stop({ stopPostgres: true });
   leader.alive = false;
   assert.equal(leader.pg.running, false);
-  assert.equal(await w.leader(), null, 'the lock is free at once');
+  assert.equal(await w.leaderKey(), null, 'the lock is free at once');
   await w.round(2);
-  const next = await w.leader();
+  const next = await w.leaderKey();
   assert.ok(next && next !== leader.name, 'a replica took over without waiting for ttl');
 });
 
