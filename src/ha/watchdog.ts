@@ -175,6 +175,7 @@ export function watchdogDevice(s: WatchdogSettings): WatchdogDevice {
  */
 export class Watchdog {
   private running = false;
+  private lastRefusal: string | null = null;
 
   constructor(
     private readonly s: WatchdogSettings,
@@ -214,13 +215,14 @@ export class Watchdog {
     const wanted = this.wantedTimeout();
     const required = this.s.mode === 'required';
     if (this.slack() < 0) {
-      this.log.warn(`watchdog not supported: its timeout ${wanted} s (ttl - safety_margin) is shorter than loop_wait ${this.timing().loop_wait} s`);
+      this.refusal(false, `watchdog not supported: its timeout ${wanted} s (ttl - safety_margin) is shorter than loop_wait ${this.timing().loop_wait} s`);
       return !required;
     }
     if (!this.device.usable()) {
-      (required ? this.log.error : this.log.warn).call(this.log, `${this.device.description}: not available (no writable device)${required ? '; the configuration requires a watchdog' : ''}`);
+      this.refusal(required, `${this.device.description}: not available (no writable device)${required ? '; the configuration requires a watchdog' : ''}`);
       return !required;
     }
+    this.lastRefusal = null;
     try {
       const set = this.device.setTimeout(wanted);
       this.device.open();
@@ -248,6 +250,16 @@ export class Watchdog {
       this.running = false;
       return !required;
     }
+  }
+
+  /**
+   * Why the watchdog cannot be activated. activate() runs every tick while this member leads, so the
+   * same reason is logged once, and again only after it changed or the watchdog ran in between.
+   */
+  private refusal(error: boolean, msg: string): void {
+    if (msg === this.lastRefusal) return;
+    this.lastRefusal = msg;
+    (error ? this.log.error : this.log.warn).call(this.log, msg);
   }
 
   keepalive(): void {

@@ -113,3 +113,23 @@ test('testing driver: Patroni’s file protocol (Ctimeout=N, 1 per keepalive, V 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a reason not to activate is logged once while it lasts, not every tick', async () => {
+  const { pino } = await import('pino');
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+  const t = { ttl: 5, loop_wait: 1 };
+  const w = new Watchdog(watchdogSettings({ mode: 'automatic' }), () => t, log, new FakeDevice());
+  for (let i = 0; i < 5; i++) assert.equal(w.activate(), true, 'automatic carries on');
+  assert.equal(lines.filter((l) => l.includes('shorter than loop_wait')).length, 1);
+  t.ttl = 4;
+  w.activate();
+  assert.equal(lines.filter((l) => l.includes('shorter than loop_wait')).length, 2, 'a new reason is logged');
+  t.ttl = 30;
+  assert.equal(w.activate(), true);
+  assert.equal(w.isRunning(), true);
+  w.disable();
+  t.ttl = 4;
+  w.activate();
+  assert.equal(lines.filter((l) => l.includes('shorter than loop_wait')).length, 3, 'logged again after the watchdog ran in between');
+});
