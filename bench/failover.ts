@@ -42,6 +42,9 @@ interface Result {
   lostRows: number;
   rejoinS: number;
   rssMB: number;
+  /** Private memory (USS: Private_Clean + Private_Dirty) and proportional set size, from smaps_rollup. */
+  ussMB: number;
+  pssMB: number;
   cpuPct: number;
 }
 
@@ -101,8 +104,8 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
     const lastBootstrap = await bootstrap(state);
     const bootstrapS = median([...earlierBootstraps, lastBootstrap]);
 
-    const { rssMB, cpuPct } = await idleUsage(state, Number(args.idle) * 1000);
-    log(`idle: ${rssMB.toFixed(1)} MB RSS per daemon, ${cpuPct.toFixed(2)} % CPU per daemon`);
+    const { rssMB, ussMB, pssMB, cpuPct } = await idleUsage(state, Number(args.idle) * 1000);
+    log(`idle: ${rssMB.toFixed(1)} MB RSS (${ussMB.toFixed(1)} private, ${pssMB.toFixed(1)} PSS) per daemon, ${cpuPct.toFixed(2)} % CPU per daemon`);
 
     const leader = await leaderName(state);
     await sql(state, leader, 'CREATE TABLE IF NOT EXISTS bench(id int PRIMARY KEY, at timestamptz DEFAULT now())');
@@ -126,14 +129,18 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
     await healthy(state, 300_000);
     const rejoinS = (clock.now() - r0) / 1000;
     log(`old primary rejoined after ${rejoinS.toFixed(1)} s`);
-    return { bootstrapS, writeGapS: writer.maxGapMs / 1000, newPrimaryS, lostRows, rejoinS, rssMB, cpuPct };
+    return { bootstrapS, writeGapS: writer.maxGapMs / 1000, newPrimaryS, lostRows, rejoinS, rssMB, ussMB, pssMB, cpuPct };
   } finally {
     await teardown(dir);
   }
 }
 
-/** Average RSS (MB) and CPU (% of one core) of the member daemons over an idle window. */
-async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number; cpuPct: number }> {
+/**
+ * Average RSS, private memory and PSS (MB) and CPU (% of one core) of the member daemons over an idle
+ * window. RSS counts the interpreter's shared file pages (node's 40 MB binary, python's libraries) in
+ * full for every daemon; private memory is what each daemon costs on its own.
+ */
+async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number; ussMB: number; pssMB: number; cpuPct: number }> {
   const pids = state.members.map((m) => m.pid!).filter(Boolean);
   const ticks = (pid: number) => {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -147,7 +154,13 @@ async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number
   const hz = 100;
   const cpu = pids.map((_, i) => ((after[i]! - before[i]!) / hz / elapsed) * 100);
   const rss = pids.map((pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
-  return { rssMB: avg(rss), cpuPct: avg(cpu) };
+  const rollup = (pid: number, ...keys: string[]): number => {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return keys.reduce((sum, k) => sum + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0), 0) / 1024;
+  };
+  const uss = pids.map((pid) => rollup(pid, 'Private_Clean', 'Private_Dirty'));
+  const pss = pids.map((pid) => rollup(pid, 'Pss'));
+  return { rssMB: avg(rss), ussMB: avg(uss), pssMB: avg(pss), cpuPct: avg(cpu) };
 }
 
 async function kill9(state: LocalState, name: string): Promise<void> {
@@ -167,6 +180,8 @@ function printTable(results: Map<Engine, Result>): void {
     ['failover: acknowledged rows lost', 'lostRows', 0],
     ['old primary rejoin (s)', 'rejoinS', 1],
     ['daemon RSS at idle (MB)', 'rssMB', 1],
+    ['daemon private memory at idle (MB)', 'ussMB', 1],
+    ['daemon PSS at idle (MB)', 'pssMB', 1],
     ['daemon CPU at idle (%)', 'cpuPct', 2],
   ];
   const a = results.get('pgwarden');
