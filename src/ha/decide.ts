@@ -94,6 +94,8 @@ function leaderWithDueFailover(o: Omit<HaObservation, 'peers'>): boolean {
 }
 
 function decideWithoutStore(o: HaObservation, error: string): HaDecision {
+  // Maintenance mode (the last known config): Patroni demotes nobody for a store outage while paused.
+  if (o.settings.pause) return noop(`store is not accessible: ${error}; paused: no automatic actions, not demoting`);
   if (isRunningPrimary(o)) {
     const fs = o.failsafe;
     if (fs?.mode && fs.acked?.ok) {

@@ -742,7 +742,8 @@ export class HaLoop {
   /** Backup for the loop: stop a primary at once when our session may have expired. */
   private armGuard(pg: PgObservation | null): void {
     this.clearGuard();
-    if (!pg?.running || pg.inRecovery !== false || this.stopping) return;
+    // Maintenance mode: a paused primary is not demoted for a store outage (decide.ts), nor by the guard.
+    if (!pg?.running || pg.inRecovery !== false || this.stopping || this.view.dynamic.pause) return;
     const margin = Math.min(1000, this.view.dynamic.ttl * 100);
     // Failsafe mode: members that acknowledged us do not race before failsafe.validUntil().
     const validUntil = Math.max(this.d.store.sessionValidUntil(), this.failsafe.validUntil());

@@ -2,7 +2,7 @@
  * A 3-member cluster on real etcd and PostgreSQL, through one story:
  * bootstrap → replication → kill -9 of the primary (failover by WAL position, no acknowledged row lost)
  * → the old primary rejoins through pg_rewind → SIGTERM handover → a primary cut off from etcd stops
- * accepting writes before its TTL has passed.
+ * accepting writes before its TTL has passed → unless the cluster is paused (maintenance mode, as Patroni).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -185,4 +185,46 @@ test('a primary cut off from etcd stops accepting writes before its TTL has pass
     tc.etcd.resume();
   }
   view = await waitHealthy(tc.state, 120_000);
+});
+
+test('maintenance mode: a paused primary cut off from etcd for longer than the TTL keeps accepting writes, and takes its lock back', async () => {
+  // After the last outage the store may still show the demoted primary as leader for a moment: ask PostgreSQL.
+  const leader = await waitFor('a leader that accepts writes', 120_000, async () => {
+    const name = leaderOf(await waitHealthy(tc.state, 120_000)).name;
+    return (await isInRecovery(tc.state, name)) === false ? name : null;
+  });
+  const api = (name: string, path: string, init: RequestInit = {}) =>
+    fetch(`http://127.0.0.1:${member(tc.state, name).apiPort}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+  const patch = (body: unknown) => api(leader, '/config', { method: 'PATCH', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  assert.equal((await patch({ pause: true })).status, 200);
+  for (const m of tc.state.members) {
+    await waitFor(`pause on ${m.name}`, 30_000, async () => ((await (await api(m.name, '/patroni')).json()) as { pause?: boolean }).pause === true);
+  }
+  const logFrom = memberLog(tc.state, leader).length;
+  tc.etcd.pause();
+  const t0 = systemClock.now();
+  let writes = 0;
+  try {
+    // Past the TTL and the lease guard's moment: every write must still succeed.
+    while (systemClock.now() - t0 < (TTL + 5) * 1000) {
+      await query(tc.state, leader, "INSERT INTO probe VALUES ('paused')");
+      writes++;
+      await systemClock.sleep(200);
+    }
+  } finally {
+    tc.etcd.resume();
+  }
+  assert.ok(writes > 20, `writes went on (${writes})`);
+  assert.equal(await isInRecovery(tc.state, leader), false, 'still the primary');
+  assert.match(memberLog(tc.state, leader).slice(logFrom), /paused: no automatic actions, not demoting/);
+  assert.doesNotMatch(memberLog(tc.state, leader).slice(logFrom), /lease guard/);
+  // Its lease expired in etcd meanwhile: the running primary takes the lock again, still paused.
+  await waitFor(`${leader} holding the leader key again`, 60_000, async () => {
+    const c = await clusterView(tc.state);
+    return c?.members.some((m) => m.name === leader && m.role === 'leader') ?? false;
+  });
+  for (const m of tc.state.members.filter((x) => x.name !== leader)) assert.equal(await isInRecovery(tc.state, m.name), true, `${m.name} was not promoted`);
+  assert.equal((await patch({ pause: null })).status, 200);
+  view = await waitHealthy(tc.state, 120_000);
+  assert.equal(leaderOf(view).name, leader);
 });

@@ -95,6 +95,7 @@ const rows: Row[] = [
   { name: 'paused: a stopped replica is not started', o: obs({ pg: pgStopped, settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
   { name: 'paused: no leader race', o: obs({ cluster: unlocked(), peers: [], settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
   { name: 'paused: the leader keeps its lock', o: obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, settings: { ...settings, pause: true } }), expect: { action: 'lead' } },
+  { name: 'paused, store unreachable: the primary is not demoted (Patroni)', o: obs({ me: { name: 'm1', tags: {} }, pg: pgPrimary, dcs: { ok: false, error: 'timeout' }, sessionValidUntil: NOW + 12_000, settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
   { name: 'paused: a stopped leader is not restarted', o: obs({ me: { name: 'm1', tags: {} }, pg: pgStopped, settings: { ...settings, pause: true } }), expect: { action: 'noop' } },
 
   // --- a running replica that cannot follow the leader's newer timeline ---
