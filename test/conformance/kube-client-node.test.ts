@@ -123,7 +123,7 @@ describe('@kubernetes/client-node against the local Kubernetes API server', () =
           group: 'acid.example.com',
           scope: 'Namespaced',
           names: { kind: 'postgresql', plural: 'postgresqls', singular: 'postgresql', shortNames: ['pg'] },
-          versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+          versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
         },
       },
     });

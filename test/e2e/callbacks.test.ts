@@ -18,6 +18,7 @@ const allow = join(scripts, 'pre_promote_rc');
 
 before(async () => {
   const pgUser = pgOsUser();
+  assert.ok(pgUser, 'the postgres OS user exists');
   chmodSync(scripts, 0o755);
   chownSync(scripts, pgUser.uid, pgUser.gid);
   writeFileSync(join(scripts, 'cb.sh'), `#!/bin/sh\necho "$@" >> ${out}\n`, { mode: 0o755 });

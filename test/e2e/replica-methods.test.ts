@@ -18,6 +18,7 @@ const argsFile = join(scripts, 'args');
 
 before(async () => {
   const u = pgOsUser();
+  assert.ok(u, 'the postgres OS user exists');
   chmodSync(scripts, 0o755);
   chownSync(scripts, u.uid, u.gid);
   // A "backup tool": logs its arguments, then copies the source with pg_basebackup through the pgpass file.

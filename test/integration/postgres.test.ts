@@ -11,7 +11,7 @@ import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { findBinDir } from '../../src/postgres/bin.js';
 import { LocalPostgres } from '../../src/postgres/instance.js';
-import { emptyCluster, type Cluster } from '../../src/dcs/types.js';
+import { emptyCluster, type Cluster, type Member } from '../../src/dcs/types.js';
 import { SlotKeeper } from '../../src/ha/slot-keeper.js';
 import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/runas.js';
 import { systemClock as clock } from '../../src/util/clock.js';
@@ -208,10 +208,10 @@ test('replication slots (PgSlots): list, create twice, advance, drop only when i
 test('SlotKeeper on a real primary: the member slot kept, a stray one dropped, a missing one created', async () => {
   await a.query("SELECT pg_create_physical_replication_slot('stray')");
   const keeper = new SlotKeeper({ me: 'a', tags: {}, pg: a, log: silentLogger(), wallNow: () => Date.now() });
-  const at = (name: string, role: string, port: number) => ({
+  const at = (name: string, role: string, port: number): Member => ({
     name,
     version: 1,
-    data: { conn_url: `postgres://127.0.0.1:${port}/postgres`, api_url: 'http://127.0.0.1:1/patroni', state: 'running', role },
+    data: { conn_url: `postgres://127.0.0.1:${port}/postgres`, api_url: 'http://127.0.0.1:1/patroni', state: 'running', role, version: 'test' },
   });
   const cluster: Cluster = {
     ...emptyCluster,

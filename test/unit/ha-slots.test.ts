@@ -23,7 +23,7 @@ import { cluster, member } from '../helpers/ha-fixtures.js';
 
 const base: SlotsConfig = { useSlots: true, permanent: {}, ignore: [], memberSlotsTtlS: 1800, standbyCluster: false };
 
-function input(o: Partial<SlotPlanInput> & { config?: Partial<SlotsConfig> } = {}): SlotPlanInput {
+function input(o: Partial<Omit<SlotPlanInput, 'config'>> & { config?: Partial<SlotsConfig> } = {}): SlotPlanInput {
   return {
     me: 'm1',
     role: 'primary',
@@ -91,10 +91,10 @@ test('permanent slots: physical on every member, logical created on the primary,
   const config = { permanent: { keep: { type: 'physical' }, cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, bare: null } };
   const c = cluster({ status: { optime: 5000, slots: { cdc: 4000, keep: 3000 } } });
   const primary = planSlots(input({ cluster: c, config, local: [slot('m2', { active: true }), slot('m3', { active: true })] }));
-  assert.deepEqual(primary.createPhysical.sort(), ['bare', 'keep']);
+  assert.deepEqual([...primary.createPhysical].sort(), ['bare', 'keep']);
   assert.deepEqual(primary.createLogical, [{ name: 'cdc', database: 'postgres', plugin: 'test_decoding' }]);
   const replica = planSlots(input({ cluster: c, config, me: 'm2', role: 'replica', replayLsn: 4500, local: [slot('m1'), slot('m3')] }));
-  assert.deepEqual(replica.createPhysical.sort(), ['bare', 'keep']);
+  assert.deepEqual([...replica.createPhysical].sort(), ['bare', 'keep']);
   assert.deepEqual(replica.copyLogical, ['cdc']);
   assert.deepEqual(replica.createLogical, []);
   // Once copied: advanced, never past what the replica replayed.

@@ -57,7 +57,7 @@ const sts = {
     },
   },
 };
-const smp = (o: Json, p: Json, kind = 'StatefulSet'): Json | undefined => strategicMerge(o, p, smpSchemaFor(kind));
+const smp = (o: unknown, p: unknown, kind = 'StatefulSet'): Json | undefined => strategicMerge(o as Json, p as Json, smpSchemaFor(kind));
 
 test('SMP merges containers by name and env by name (what kubectl apply sends), other containers kept', () => {
   // Captured from kubectl apply (kube-api-subset.md §3): a plain JSON merge would replace both lists.

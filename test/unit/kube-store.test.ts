@@ -77,7 +77,7 @@ test('custom resources and CRDs need a resourceVersion on update (upstream Allow
   const { store, type } = setup();
   const crd = type('apiextensions.k8s.io', 'customresourcedefinitions');
   const c = store.create(crd, '', crdBody());
-  assert.throws(() => store.update(crd, '', String(meta(c).name), { ...crdBody(), metadata: { name: meta(c).name } }, { verb: 'update' }), apiError(422, 'Invalid'));
+  assert.throws(() => store.update(crd, '', String(meta(c).name), { ...crdBody(), metadata: { name: meta(c).name ?? null } }, { verb: 'update' }), apiError(422, 'Invalid'));
 });
 
 function crdBody(status = true): JsonObject {
