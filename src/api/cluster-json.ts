@@ -3,6 +3,7 @@
  * Pure: a store snapshot in, JSON out.
  */
 import type { Cluster, Member } from '../dcs/types.js';
+import { toBool } from '../config/values.js';
 
 export interface ClusterMemberJson {
   name: string;
@@ -37,14 +38,6 @@ export function clusterLastLsn(cluster: Cluster): number | null {
   return typeof leader?.data.xlog_location === 'number' ? leader.data.xlog_location : null;
 }
 
-/** Patroni's parse_bool: on/true/yes/1 and off/false/no/0, case-insensitive; anything else is undefined. */
-export function parseBool(v: unknown): boolean | undefined {
-  const s = String(v).toLowerCase();
-  if (['on', 'true', 'yes', '1'].includes(s)) return true;
-  if (['off', 'false', 'no', '0'].includes(s)) return false;
-  return undefined;
-}
-
 /**
  * The cached store snapshot the API may rely on: Patroni's `dcs.cluster` is valid for `ttl` seconds
  * after the last successful read, then None — a member cut off from the store must not keep
@@ -57,7 +50,7 @@ export function trustedCluster(cluster: Cluster | null, lastSeenEpochS: number |
 
 /** Patroni's `check_mode`: a flag of the stored dynamic config (pause, synchronous_mode). */
 export function clusterMode(cluster: Cluster, mode: 'pause' | 'synchronous_mode'): boolean {
-  return cluster.config !== null && parseBool(cluster.config.value[mode]) === true;
+  return cluster.config !== null && toBool(cluster.config.value[mode]) === true;
 }
 
 /** Patroni's `is_standby_cluster`: a `standby_cluster` section naming a host, a port or a restore_command. */

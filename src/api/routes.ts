@@ -14,8 +14,9 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Tags } from '../config/types.js';
+import { toBool } from '../config/values.js';
 import type { Cluster } from '../dcs/types.js';
-import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig, parseBool } from './cluster-json.js';
+import { clusterAsJson, clusterLastLsn, isStandbyClusterConfig } from './cluster-json.js';
 import type { ApiBackend, ApiRequest, ApiResponse, ApiView } from './types.js';
 import { HttpError, freshCluster, type Handler, type Route, type RouteContext, type RouteOptions } from './http.js';
 import { MANAGEMENT_ROUTES } from './manage.js';
@@ -166,7 +167,7 @@ export function healthStatus(kind: HealthKind, ctx: RouteContext, status: Record
 }
 
 function isOn(v: unknown): boolean {
-  return v === true || parseBool(v) === true;
+  return toBool(v) === true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  */
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { DaemonConfig, DynamicConfig, PgParamValue } from '../config/types.js';
+import { toBool } from '../config/values.js';
 import { slotNameForMember, type UpstreamConn } from './types.js';
 
 type Params = Record<string, PgParamValue>;
@@ -34,7 +35,7 @@ export const CLUSTER_WIDE: Readonly<Record<string, ClusterWide>> = {
   wal_keep_size: { default: null, valid: (v) => (sizeInMB(v) ?? -Infinity) >= 16 },
   max_prepared_transactions: { default: 0, valid: intAtLeast(0) },
   max_locks_per_transaction: { default: 64, valid: intAtLeast(32) },
-  track_commit_timestamp: { default: 'off', valid: (v) => parseBool(v) !== null },
+  track_commit_timestamp: { default: 'off', valid: (v) => toBool(v) !== null },
   max_replication_slots: { default: 10, valid: intAtLeast(4) },
   max_worker_processes: { default: 8, valid: intAtLeast(2) },
   wal_log_hints: { default: 'on', valid: never },
@@ -61,14 +62,6 @@ const OURS_ONLY = new Set(['primary_conninfo', 'primary_slot_name', 'recovery_ta
 export function toInt(v: PgParamValue): number | null {
   if (typeof v === 'number') return Number.isInteger(v) ? v : null;
   if (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v)) return Number(v);
-  return null;
-}
-
-/** Patroni utils.parse_bool. */
-export function parseBool(v: PgParamValue): boolean | null {
-  const s = String(v).toLowerCase();
-  if (['on', 'true', 'yes', '1'].includes(s)) return true;
-  if (['off', 'false', 'no', '0'].includes(s)) return false;
   return null;
 }
 
