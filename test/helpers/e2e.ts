@@ -106,6 +106,9 @@ export async function withClient<T>(state: LocalState, name: string, fn: (c: pg.
     connectionTimeoutMillis: 3000,
     statement_timeout: 10_000,
   });
+  // A server going away mid-query also emits 'error' on the client (the query itself rejects): without a
+  // listener that second report would crash the test run.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await fn(client);

@@ -188,6 +188,7 @@ function log(m: Member): string {
 
 async function query<T>(m: Member, sql: string): Promise<T[]> {
   const c = new pg.Client({ host: '127.0.0.1', port: m.pgPort, database: 'postgres', ...{ user: SUPERUSER.username, password: SUPERUSER.password }, connectionTimeoutMillis: 3000 });
+  c.on('error', () => undefined);
   await c.connect();
   try {
     return (await c.query(sql)).rows as T[];
