@@ -154,12 +154,11 @@ async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number
   const hz = 100;
   const cpu = pids.map((_, i) => ((after[i]! - before[i]!) / hz / elapsed) * 100);
   const rss = pids.map((pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
-  const rollup = (pid: number, ...keys: string[]): number => {
-    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    return keys.reduce((sum, k) => sum + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0), 0) / 1024;
-  };
-  const uss = pids.map((pid) => rollup(pid, 'Private_Clean', 'Private_Dirty'));
-  const pss = pids.map((pid) => rollup(pid, 'Pss'));
+  const rollups = pids.map((pid) => readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  const mb = (text: string, ...keys: string[]): number =>
+    keys.reduce((sum, k) => sum + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0), 0) / 1024;
+  const uss = rollups.map((t) => mb(t, 'Private_Clean', 'Private_Dirty'));
+  const pss = rollups.map((t) => mb(t, 'Pss'));
   return { rssMB: avg(rss), ussMB: avg(uss), pssMB: avg(pss), cpuPct: avg(cpu) };
 }
 

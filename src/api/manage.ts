@@ -38,14 +38,14 @@ function optString(body: Record<string, unknown>, key: string): string | undefin
 
 function isPaused(ctx: RouteContext, cluster: Cluster): boolean {
   const stored = cluster.config?.value.pause;
-  return stored === undefined ? ctx.view.paused : stored === true || toBool(stored) === true;
+  return stored === undefined ? ctx.view.paused : toBool(stored) === true;
 }
 
 function syncMembers(cluster: Cluster): readonly string[] | null {
   // A standby cluster ignores synchronous mode (as its HA rules do, and Patroni's global config since 3.1).
   if (isStandbyClusterConfig(cluster.config?.value.standby_cluster)) return null;
   const mode = cluster.config?.value.synchronous_mode;
-  const on = mode === true || mode === 'quorum' || toBool(mode) === true;
+  const on = mode === 'quorum' || toBool(mode) === true;
   return on ? (cluster.sync?.sync_standby ?? []) : null;
 }
 
@@ -102,7 +102,7 @@ async function failoverImpossible(ctx: RouteContext, cluster: Cluster, leader: s
   const good = statuses.some((st) => {
     if (!st || st.state !== 'running' || st.role === 'master' || st.role === 'primary') return false;
     const tags = (st.tags ?? {}) as Record<string, unknown>;
-    return !(tags.nofailover === true || toBool(tags.nofailover) === true);
+    return toBool(tags.nofailover) !== true;
   });
   return good ? null : `${action} is not possible: no good candidates have been found`;
 }
@@ -220,7 +220,7 @@ const deleteRestart: Handler = (ctx) =>
 
 const postReinitialize: Handler = async (ctx) => {
   const body = readJsonBody(ctx.req, true);
-  const force = body.force === true || toBool(body.force) === true;
+  const force = toBool(body.force) === true;
   const why = await hook(ctx.backend, 'reinitialize')(force);
   if (why !== null) throw new HttpError(503, why);
   return text(200, 'reinitialize started');

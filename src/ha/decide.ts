@@ -77,9 +77,7 @@ export function needsPeerStatuses(observed: Omit<HaObservation, 'peers'>): boole
     !o.settings.pause &&
     !o.memory.actionInProgress &&
     o.pg.dataDir === 'initialized' &&
-    o.pg.running &&
-    o.pg.accepting &&
-    o.pg.inRecovery === true &&
+    isRunningReplica(o) &&
     !isTruthy(o.me.tags.nofailover)
   );
 }
@@ -89,7 +87,7 @@ function leaderWithDueFailover(o: Omit<HaObservation, 'peers'>): boolean {
   if (!o.dcs.ok || o.memory.actionInProgress) return false;
   const { leader, failover } = o.dcs.cluster;
   // A standby leader (running in recovery in a standby cluster) hands over like a primary.
-  const leads = isRunningPrimary(o) || (Boolean(o.settings.standbyCluster) && o.pg.running && o.pg.accepting && o.pg.inRecovery === true);
+  const leads = isRunningPrimary(o) || (Boolean(o.settings.standbyCluster) && isRunningReplica(o));
   return leader?.name === o.me.name && failover !== null && leads && schedule(o, failover.scheduled_at).kind === 'due';
 }
 
@@ -119,7 +117,7 @@ function decidePaused(o: HaObservation, cluster: Cluster): HaDecision {
   const leader = cluster.leader?.name ?? null;
   // Manual switchover and failover to a named candidate stay possible in maintenance mode.
   if (leader === o.me.name && isRunningPrimary(o)) return manualFailoverFromLeader(o, cluster) ?? lead('paused: I am the leader with the lock');
-  if (leader === null && cluster.failover?.member === o.me.name && o.pg.running && o.pg.accepting && o.pg.inRecovery === true) {
+  if (leader === null && cluster.failover?.member === o.me.name && isRunningReplica(o)) {
     return takeOver(o, cluster, cluster.failover);
   }
   if (leader === null && isRunningPrimary(o)) {
@@ -387,6 +385,11 @@ function pgDownTooLong(o: HaObservation): boolean {
 
 function isRunningPrimary(o: Pick<HaObservation, 'pg'>): boolean {
   return o.pg.running && o.pg.accepting && o.pg.inRecovery === false;
+}
+
+/** Running in recovery and answering: a replica, or a standby leader. */
+function isRunningReplica(o: Pick<HaObservation, 'pg'>): boolean {
+  return o.pg.running && o.pg.accepting && o.pg.inRecovery === true;
 }
 
 

@@ -90,6 +90,22 @@ async function caughtUp(state: LocalState, name: string, timeoutMs = 60_000): Pr
   await waitFor(`${name} replaying row ${target}`, timeoutMs, async () => (await maxId(state, name)) >= target);
 }
 
+/** `name` runs as the standby cluster's standby leader (by the store's view). */
+async function becomesStandbyLeader(name: string): Promise<void> {
+  await waitFor(`${name} as the standby leader`, 90_000, async () => {
+    const c = await fetchCluster(standby.state);
+    return c?.members.some((m) => m.name === name && m.role === 'standby_leader' && m.state === 'running') ?? false;
+  });
+}
+
+/** `name` streams WAL straight from the source cluster's primary. */
+async function streamingFromSource(name: string): Promise<void> {
+  await waitFor(`${name} streaming from the source`, 60_000, async () => {
+    const r = await query<{ p: number }>(standby.state, name, "SELECT sender_port AS p FROM pg_stat_wal_receiver WHERE status = 'streaming'");
+    return r[0]?.p === member(source.state, sourcePrimary).pgPort;
+  });
+}
+
 test('bootstrap: the standby leader copies the source, stays in recovery, and both members get the rows', async () => {
   standbyLeader = await standbyHealthy(2, 240_000);
   const other = standby.state.members.find((m) => m.name !== standbyLeader)!.name;
@@ -128,16 +144,10 @@ test('kill -9 of the standby leader: the other member becomes the standby leader
   const old = standbyLeader;
   const next = standby.state.members.find((m) => m.name !== old)!.name;
   await killMember(standby.state, old);
-  await waitFor(`${next} as the standby leader`, 90_000, async () => {
-    const c = await fetchCluster(standby.state);
-    return c?.members.some((m) => m.name === next && m.role === 'standby_leader' && m.state === 'running') ?? false;
-  });
+  await becomesStandbyLeader(next);
   standbyLeader = next;
   assert.equal(await isInRecovery(standby.state, next), true, 'still in recovery: a standby leader is never promoted');
-  await waitFor(`${next} streaming from the source`, 60_000, async () => {
-    const r = await query<{ p: number }>(standby.state, next, "SELECT sender_port AS p FROM pg_stat_wal_receiver WHERE status = 'streaming'");
-    return r[0]?.p === member(source.state, sourcePrimary).pgPort;
-  });
+  await streamingFromSource(next);
   await caughtUp(standby.state, next);
   await waitFor('on_role_change standby_leader', 30_000, async () => callLines().includes(`${next} on_role_change standby_leader dc2`));
   restartMember(standby.state, old);
@@ -155,16 +165,10 @@ test('POST /switchover in the standby cluster moves the standby leader to the ca
     signal: AbortSignal.timeout(90_000),
   });
   assert.equal(res.status, 200, await res.text());
-  await waitFor(`${next} as the standby leader`, 90_000, async () => {
-    const c = await fetchCluster(standby.state);
-    return c?.members.some((m) => m.name === next && m.role === 'standby_leader' && m.state === 'running') ?? false;
-  });
+  await becomesStandbyLeader(next);
   standbyLeader = next;
   assert.equal(await isInRecovery(standby.state, next), true, 'the new standby leader is not promoted');
-  await waitFor(`${next} streaming from the source`, 60_000, async () => {
-    const r = await query<{ p: number }>(standby.state, next, "SELECT sender_port AS p FROM pg_stat_wal_receiver WHERE status = 'streaming'");
-    return r[0]?.p === member(source.state, sourcePrimary).pgPort;
-  });
+  await streamingFromSource(next);
   assert.equal(await standbyHealthy(2, 120_000), next, 'the old standby leader follows the new one');
   await caughtUp(standby.state, old);
   await caughtUp(standby.state, next);

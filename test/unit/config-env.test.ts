@@ -152,14 +152,14 @@ test('postgresql: listen, connect_address, data_dir, bin_dir, config_dir, pgpass
   const { config, warnings } = load({
     PATRONI_POSTGRESQL_LISTEN: '127.0.0.1,127.0.0.2:5433',
     PATRONI_POSTGRESQL_CONNECT_ADDRESS: '127.0.0.2:5433',
-    PATRONI_POSTGRESQL_BIN_DIR: '/usr/lib/postgresql/15/bin',
+    PATRONI_POSTGRESQL_BIN_DIR: '/opt/postgresql/bin',
     PATRONI_POSTGRESQL_CONFIG_DIR: '/etc/pg',
     PATRONI_POSTGRESQL_PGPASS: '/tmp/pgpass0',
     PATRONI_POSTGRESQL_PROXY_ADDRESS: '127.0.0.1:6432',
   });
   const p = config.postgresql;
   assert.deepEqual([p.listen, p.connect_address, p.data_dir, p.bin_dir, p.config_dir, p.pgpass], [
-    '127.0.0.1,127.0.0.2:5433', '127.0.0.2:5433', '/data', '/usr/lib/postgresql/15/bin', '/etc/pg', '/tmp/pgpass0',
+    '127.0.0.1,127.0.0.2:5433', '127.0.0.2:5433', '/data', '/opt/postgresql/bin', '/etc/pg', '/tmp/pgpass0',
   ]);
   assert.deepEqual(warnings, ['postgresql.proxy_address: not supported yet, ignored']);
   assert.equal(configError(() => load({ PATRONI_POSTGRESQL_CONNECT_ADDRESS: 'db.example' })).path, 'postgresql.connect_address');
