@@ -69,6 +69,12 @@ test('planned switchover, 3 rounds under a writer: the candidate leads, no ackno
       const leader = leaderOf(view).name;
       await waitFor(`replicas streaming from ${leader}`, 60_000, () => allStreaming(leader));
       const candidate = view.members.find((m) => m.name !== leader)!.name;
+      // The leader judges the candidate by its GET /patroni, which follows its daemon's last tick: a former
+      // leader may already stream while it still reports its previous role for a moment.
+      await waitFor(`${candidate} reporting itself a running replica`, 30_000, async () => {
+        const s = (await call(candidate, 'GET', '/patroni')).json as { state?: string; role?: string };
+        return s.state === 'running' && s.role === 'replica';
+      });
       const rewindsBefore = memberLog(tc.state, leader).split('running pg_rewind').length;
       const okBefore = writer.acked.length;
       const r = await call(leader, 'POST', '/switchover', { leader, candidate });
