@@ -625,6 +625,9 @@ export class LocalPostgres implements PostgresControl {
     if (this.postmasterPid() !== null) return this.waitAccepting(opts.timeoutMs);
     if (this.dataDirState() !== 'initialized') throw new PostgresError(`cannot start: ${this.dataDir} holds no initialized cluster`);
     const deadline = this.clock.now() + opts.timeoutMs;
+    // The role before this start: observe() may see the new server in recovery (and note 'replica')
+    // before we get to the callback below, which must not turn on_start into on_role_change.
+    const before = this.cbRole;
     await this.clearStaleLocks(opts.timeoutMs);
     this.writeConfig({ upstream: opts.upstream });
     await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
@@ -632,7 +635,7 @@ export class LocalPostgres implements PostgresControl {
     // A primary restarting as a replica changes role (Patroni's follow: on_role_change, not on_start),
     // as does a replica starting as a standby cluster's standby leader.
     const role = standbyRole(opts.upstream);
-    this.callback(this.cbRole !== null && this.cbRole !== role ? 'on_role_change' : 'on_start', role);
+    this.callback(before !== null && before !== role ? 'on_role_change' : 'on_start', role);
   }
 
   /**

@@ -36,7 +36,7 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function instance(name: string): Promise<LocalPostgres> {
+async function instance(name: string, extra: Partial<DaemonConfig['postgresql']> = {}): Promise<LocalPostgres> {
   const port = await freePort();
   const home = join(root, name);
   ensureDir(home, 0o755);
@@ -53,6 +53,7 @@ async function instance(name: string): Promise<LocalPostgres> {
         replication: { username: 'replicator', password: 'rep pass' },
         rewind: { username: 'rewinder', password: 'rw' },
       },
+      ...extra,
     },
   });
   configs.set(name, config);
@@ -408,6 +409,29 @@ test('a data dir with foreign content is never touched', async () => {
   const moved = await c.moveDataDirAside('test');
   assert.equal(readFileSync(join(moved, 'precious.txt'), 'utf8'), 'keep me');
   assert.equal((await c.observe()).dataDir, 'empty');
+});
+
+test('callbacks: a first start as standby leader is on_start even when observe() sees the server in recovery before start() returns', async () => {
+  const calls = join(root, 'calls-e');
+  writeFileSync(calls, '');
+  chmodSync(calls, 0o666);
+  const e = await instance('e', { callbacks: { on_start: `sh -c 'echo "$0 $1" >> ${calls}'`, on_role_change: `sh -c 'echo "$0 $1" >> ${calls}'` } });
+  await e.createReplica(conn(a));
+  // The HA loop and the REST API observe while a long action such as this start runs.
+  let starting = true;
+  let seenInRecovery = 0;
+  const observer = (async () => {
+    for (let i = 0; starting && i < 100_000; i++) if ((await e.observe()).inRecovery === true) seenInRecovery++;
+  })();
+  try {
+    await e.start({ upstream: { ...conn(a), remote: true, noSlot: true }, timeoutMs: 60_000 });
+  } finally {
+    starting = false;
+    await observer;
+  }
+  await until('the callback ran', 30_000, async () => readFileSync(calls, 'utf8').trim() !== '');
+  assert.equal(readFileSync(calls, 'utf8').trim(), 'on_start standby_leader', `observe() saw it in recovery ${seenInRecovery} times during start`);
+  await e.stop('fast', 30_000);
 });
 
 test('a failed basebackup leaves the (previously empty) data dir empty', async () => {
