@@ -2,6 +2,8 @@
  * `pgwarden` entry point. Only this file exits the process: subcommands throw ExitError/ConfigError
  * and the one catch below turns them into a message and an exit code.
  */
+// First: it must run before anything imports pg.
+import '../util/navigator.js';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ExitError, errorMessage } from '../util/errors.js';
 import { VERSION } from '../version.js';

@@ -9,9 +9,9 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { freePort } from '../util/net.js';
+import { packageRoot } from '../util/package-root.js';
 import { isSameProcess, processStartTime, waitForExit } from '../util/proc.js';
 import { pgOsUser } from '../util/users.js';
 import { startEtcd, type EtcdProcess } from './etcd.js';
@@ -63,9 +63,9 @@ export interface CreateOptions {
   credentials?: Pick<LocalState, 'superuser' | 'replication'>;
 }
 
-const BIN = fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
-/** The same V8 settings as bin/pgwarden's shebang: a small young generation keeps an idle daemon's RSS down. */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
+const BIN = join(packageRoot(), 'bin/pgwarden');
+/** The same V8 settings as bin/pgwarden's shebang (it explains them). */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt', '--no-sparkplug', '--no-maglev'];
 
 /** Lay out a new cluster: ports, passwords, dirs and one Patroni-format config per member. */
 export async function createLocalCluster(opts: CreateOptions): Promise<LocalState> {

@@ -61,3 +61,16 @@ test('unknown commands and options are refused', () => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--members/);
 });
+
+test('the daemon (bundled, as bin/pgwarden runs it) does not load Node 20\'s undici: pg probes for Cloudflare with a fetch Response unless navigator exists', () => {
+  // Prints, at exit, which of Node's built-in modules holding undici were loaded.
+  const hook = `data:text/javascript,process.on('exit', () => process.stderr.write('undici:' + JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici')))))`;
+  const r = spawnSync(process.execPath, ['--import', hook, BIN, 'daemon', '--validate-config', EXAMPLE], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /undici:\[\]/);
+});
+
+test('--version is the package version (found from the bundle as from the sources)', () => {
+  const pkg = JSON.parse(spawnSync('cat', [fileURLToPath(new URL('../../package.json', import.meta.url))], { encoding: 'utf8' }).stdout) as { version: string };
+  assert.equal(run(['--version']).stdout.trim(), pkg.version);
+});
