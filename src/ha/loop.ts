@@ -85,6 +85,7 @@ export class HaLoop {
   private readonly exec: ExecState;
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
+  private memberWrites: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private running: Promise<void> | null = null;
   private guard: NodeJS.Timeout | null = null;
@@ -367,7 +368,7 @@ export class HaLoop {
     }
     // Patroni's touch_member after the stop: the member key says stopped.
     this.view.state = 'stopped';
-    await store.touchMember(this.memberData(after)).catch(() => undefined);
+    await this.touchMember(after).catch(() => undefined);
   }
 
   private async run(): Promise<void> {
@@ -532,7 +533,7 @@ export class HaLoop {
         await this.slots.sync(dcs.cluster, pg, this.view.dynamic, 'replica');
       }
       if (!leading) this.slots.notLeading();
-      await this.d.store.touchMember(this.memberData(pg));
+      await this.touchMember(pg);
     } catch (e) {
       this.d.log.warn({ err: errorMessage(e) }, 'could not publish member state');
     }
@@ -542,9 +543,23 @@ export class HaLoop {
   private async publishNow(state?: string): Promise<void> {
     const pg = await this.d.pg.observe();
     this.view.pg = pg;
+    // A long action saying where it is holds for the rest of it: ticks meanwhile publish the same state.
+    const act = this.exec.memory.actionInProgress;
+    if (state && act) this.exec.memory = { ...this.exec.memory, actionInProgress: { ...act, state } };
     this.updateRole(pg);
     if (state) this.view.state = state;
-    await this.d.store.touchMember(this.memberData(pg));
+    await this.touchMember(pg);
+  }
+
+  /**
+   * Member key writes go one at a time, each built when its turn comes, so the newest state is the one
+   * written last: a tick's write must not land after a long action's 'running' with an older state
+   * (replicas waiting for a running leader to copy from then waited a whole loop_wait).
+   */
+  private touchMember(pg: PgObservation | null): Promise<boolean> {
+    const write = this.memberWrites.then(() => this.d.store.touchMember(this.memberData(pg)));
+    this.memberWrites = write.catch(() => undefined);
+    return write;
   }
 
   private async leaderHousekeeping(cluster: Cluster, pg: PgObservation): Promise<void> {
@@ -709,8 +724,8 @@ export class HaLoop {
 
   private updateRole(pg: PgObservation | null): void {
     const v = this.view;
-    const act = this.exec.memory.actionInProgress?.name;
-    if (act) v.state = act;
+    const act = this.exec.memory.actionInProgress;
+    if (act) v.state = act.state ?? act.name;
     else if (!pg || pg.dataDir !== 'initialized') v.state = 'stopped';
     else v.state = pg.running ? (pg.accepting ? 'running' : 'starting') : 'stopped';
     if (!pg || pg.dataDir !== 'initialized') v.role = 'uninitialized';

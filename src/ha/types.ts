@@ -55,7 +55,8 @@ export interface HaMemory {
   readonly pgDownSince: number | null;
   readonly rewind: RewindVerdict | null;
   /** A long action started by an earlier tick is still running (bootstrap, basebackup, rewind). */
-  readonly actionInProgress: { readonly name: string; readonly startedAt: number } | null;
+  /** `state`: what the action published for us while it still runs (bootstrap: 'running' once PostgreSQL is up). */
+  readonly actionInProgress: { readonly name: string; readonly startedAt: number; readonly state?: string } | null;
   /** The last bootstrap attempt failed: do not race again (needs a person). */
   readonly bootstrapFailed: boolean;
   /**

@@ -98,3 +98,29 @@ test('a replica whose postgres stops is started again following the leader', asy
   assert.equal(replica.pg.running, true);
   assert.equal(replica.pg.inRecovery, true);
 });
+
+test('bootstrap: once it published running, ticks during the rest of the bootstrap publish running too (replicas copy at once)', async () => {
+  const w = haWorld({ ttl: TTL, names: ['m1'] });
+  const [n] = w.nodes;
+  // Hold the bootstrap between publishing 'running' and taking the lock.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const acquire = n!.store.attemptToAcquireLeader.bind(n!.store);
+  let held = false;
+  n!.store.attemptToAcquireLeader = async () => {
+    held = true;
+    await gate;
+    return acquire();
+  };
+  await n!.loop.tick(); // starts the bootstrap in the background
+  for (let i = 0; i < 50 && !held; i++) await new Promise((r) => setImmediate(r));
+  assert.ok(held, 'the bootstrap reached the lock');
+  const state = async () => (await n!.store.load()).members.find((m) => m.name === 'm1')?.data.state;
+  assert.equal(await state(), 'running', 'published by the bootstrap');
+  await n!.loop.tick(); // a tick while the bootstrap still runs
+  assert.equal(await state(), 'running', 'not the in-progress label again');
+  release();
+  await w.round(2);
+  assert.equal(await w.leaderKey(), 'm1');
+  assert.equal(await state(), 'running');
+});
