@@ -134,6 +134,9 @@ test('replica: basebackup, start as standby, rows replicate through its slot', a
   const auto = join(b.dataDir, 'postgresql.auto.conf');
   writeFileSync(auto, `${readFileSync(auto, 'utf8')}primary_conninfo = 'host=192.0.2.1 port=1'\nwork_mem = '5MB'\n`);
   await b.start({ upstream: conn(a, 'b'), timeoutMs: 60_000 });
+  // The copy was synced with one syncfs; its first start syncs the same way instead of file by file.
+  const sync = await b.query("SELECT setting, source FROM pg_settings WHERE name = 'recovery_init_sync_method'");
+  assert.deepEqual(sync, [{ setting: 'syncfs', source: 'command line' }]);
   await a.query('CREATE TABLE t(v text)');
   await a.query("INSERT INTO t VALUES ('one')");
   await until('the row on the replica', 30_000, async () => (await b.query('SELECT v FROM t').catch(() => [])).length === 1);

@@ -15,7 +15,7 @@ import {
   sizeInMB,
   standbyParameters,
 } from '../../src/postgres/conf.js';
-import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, toolArgs } from '../../src/postgres/options.js';
+import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, fastSyncArgs, toolArgs } from '../../src/postgres/options.js';
 
 const cfg: DaemonConfig = {
   scope: 'demo',
@@ -202,4 +202,13 @@ test('initdb/basebackup options: flags and single-key maps; ours are refused', (
   assert.throws(() => toolArgs('bootstrap.initdb', ['pwfile'], INITDB_NOT_ALLOWED), /not allowed/);
   assert.throws(() => toolArgs('postgresql.basebackup', ['wal-method'], BASEBACKUP_NOT_ALLOWED), /not allowed/);
   assert.throws(() => toolArgs('bootstrap.initdb', [{ a: 'b', c: 'd' }], INITDB_NOT_ALLOWED), /exactly one key/);
+});
+
+test('initdb/basebackup durability: syncfs once (17+: --sync-method=syncfs; older: --no-sync, then our own syncfs); a sync option of the user wins', () => {
+  assert.deepEqual(fastSyncArgs([], 15), { args: ['--no-sync'], syncAfter: true });
+  assert.deepEqual(fastSyncArgs(['--data-checksums'], 17), { args: ['--sync-method=syncfs'], syncAfter: false });
+  assert.deepEqual(fastSyncArgs(['--sync-method=fsync'], 17), { args: [], syncAfter: false });
+  assert.deepEqual(fastSyncArgs(['--no-sync'], 15), { args: [], syncAfter: false });
+  assert.deepEqual(fastSyncArgs(['-N'], 15), { args: [], syncAfter: false });
+  assert.deepEqual(fastSyncArgs(['--no-sync-x'], 15), { args: ['--no-sync'], syncAfter: true });
 });
