@@ -19,7 +19,7 @@ import { conninfoValue, defaultSocketDir, listenParts, pgHbaConf, postgresqlConf
 import { parseControlData, type ControlData } from './controldata.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, fastSyncArgs, replicaMethodWorksWithoutLeader, toolArgs } from './options.js';
-import { isLivePostgres, lockFilePid, processesIn, runningPostmaster } from './postmaster.js';
+import { isLivePostgres, lockFilePid, postmasterReady, processesIn, runningPostmaster } from './postmaster.js';
 import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from './rewind.js';
 import { CallbackRunner, splitCommand, type CallbackAction, type CallbackRole } from './callbacks.js';
 import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
@@ -67,6 +67,8 @@ const LONG_OPERATION_MS = 24 * 3600_000;
 
 /** A fencing script gets this long; one that hangs must not hold a promotion forever. */
 const PRE_PROMOTE_TIMEOUT_MS = 60_000;
+/** How often a start looks whether the server is ready (pg_ctl -w: every 100 ms). */
+const READY_POLL_MS = 10;
 
 const STOP_SIGNALS: Readonly<Record<StopMode, NodeJS.Signals>> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
 
@@ -714,7 +716,14 @@ export class LocalPostgres implements PostgresControl {
       const from = statSync(this.logFile).size;
       const secs = String(Math.max(1, Math.ceil((deadline - this.clock.now()) / 1000)));
       const extra = serverOptions.length ? ['-o', serverOptions.join(' ')] : [];
-      const r = await this.run('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', secs, '-l', this.logFile, ...extra], timeoutMs + 10_000);
+      const started = this.run('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', secs, '-l', this.logFile, ...extra], timeoutMs + 10_000);
+      // pg_ctl -w looks at the server once per 100 ms; we look more often and go on once it is ready.
+      // pg_ctl still judges a failed start (it knows its postmaster's PID before postmaster.pid exists).
+      const r = await this.untilReadyOrExit(started);
+      if (r === 'ready') {
+        void started.then((x) => x.code !== 0 && this.log.warn({ exit: exitText(x) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'));
+        return;
+      }
       if (r.code === 0) return;
       const log = this.logTail(from);
       // Backends of a killed postmaster keep its shared memory until they notice and exit.
@@ -725,6 +734,16 @@ export class LocalPostgres implements PostgresControl {
       }
       throw new PostgresError(`pg_ctl start failed (${exitText(r)}): ${log || lastLines(r.stderr || r.stdout, 5)}`);
     }
+  }
+
+  private async untilReadyOrExit(started: Promise<RunResult>): Promise<RunResult | 'ready'> {
+    let exited: RunResult | null = null;
+    const watch = started.then((r) => (exited = r));
+    while (exited === null) {
+      if (postmasterReady(this.dataDir)) return 'ready';
+      await Promise.race([watch, this.clock.sleep(READY_POLL_MS)]);
+    }
+    return exited;
   }
 
   private logTail(from = 0): string {

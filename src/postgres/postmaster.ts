@@ -55,3 +55,21 @@ export function processesIn(dataDir: string): number[] {
   }
   return out;
 }
+
+/**
+ * The server in `dataDir` says it accepts connections: postmaster.pid's status line (its 8th, PostgreSQL
+ * 10+) reads `ready` (primary) or `standby` (hot standby), and the file names a live postmaster there.
+ * What `pg_ctl start -w` checks, once per 100 ms.
+ */
+export function postmasterReady(dataDir: string): boolean {
+  let lines: string[];
+  try {
+    lines = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n');
+  } catch {
+    return false;
+  }
+  const status = lines[7]?.trim();
+  if (status !== 'ready' && status !== 'standby') return false;
+  const pid = Number(lines[0]);
+  return Number.isInteger(pid) && pid > 0 && runningPostmaster(dataDir) === pid;
+}

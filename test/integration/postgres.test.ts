@@ -11,6 +11,7 @@ import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { findBinDir } from '../../src/postgres/bin.js';
 import { LocalPostgres } from '../../src/postgres/instance.js';
+import { postmasterReady } from '../../src/postgres/postmaster.js';
 import { emptyCluster, type Cluster, type Member } from '../../src/dcs/types.js';
 import { SlotKeeper } from '../../src/ha/slot-keeper.js';
 import { chownToPg, ensureDir, runAsUser } from '../../src/postgres/runas.js';
@@ -310,7 +311,10 @@ test('kill -9 of a postmaster leaves postmaster.pid behind; start copes', async 
   assert.ok(await waitForExit(pid, 10_000));
   await until('the children to exit', 30_000, async () => (await a.observe()).running === false);
   assert.ok(existsSync(join(a.dataDir, 'postmaster.pid')));
+  assert.match(readFileSync(join(a.dataDir, 'postmaster.pid'), 'utf8').split('\n')[7] ?? '', /ready/, 'the dead server\'s file still says ready');
+  assert.equal(postmasterReady(a.dataDir), false, 'but nobody is there');
   await a.start({ upstream: null, timeoutMs: 60_000 });
+  assert.equal(postmasterReady(a.dataDir), true);
   assert.equal((await a.observe()).accepting, true);
 });
 
@@ -321,9 +325,10 @@ test('postmaster.pid naming another live process (PID reuse) does not block star
   // A process of the postgres OS user that is not a postmaster: PostgreSQL alone would refuse to start.
   const sleeper = spawn('sleep', ['60'], { stdio: 'ignore', ...(user ? { uid: user.uid, gid: user.gid } : {}) });
   try {
-    writeFileSync(pidFile, `${sleeper.pid}\n${a.dataDir}\n`);
+    writeFileSync(pidFile, `${sleeper.pid}\n${a.dataDir}\n0\n5432\n/tmp\n127.0.0.1\n0 0\nready   \n`);
     chownToPg(pidFile);
     assert.equal((await a.observe()).running, false);
+    assert.equal(postmasterReady(a.dataDir), false, 'ready, says the file; but its PID is no postmaster');
     await a.start({ upstream: null, timeoutMs: 60_000 });
     assert.equal((await a.observe()).accepting, true);
     assert.notEqual(a.postmasterPid(), sleeper.pid);
