@@ -61,6 +61,19 @@ function hostPort(multi: boolean) {
   });
 }
 
+/**
+ * An address other members and clients connect to: a host:port whose host is not a wildcard (Patroni's
+ * validator refuses "*", "0.0.0.0" too; loopback stays allowed here, for clusters on one machine).
+ */
+function connectAddress() {
+  return hostPort(false).superRefine((s, ctx) => {
+    const host = splitHostPort(s)?.host;
+    if (host === '*' || host === '0.0.0.0' || host === '::') {
+      ctx.addIssue({ code: 'custom', message: `must be an address others can connect to, not the wildcard ${show(host)} (that is for listen)` });
+    }
+  });
+}
+
 function validHosts(hostPart: string, multi: boolean): boolean {
   const hosts = multi ? hostPart.split(',').map((h) => h.trim()) : [hostPart];
   if (hosts.length > 1 && hosts.includes('*')) return false; // validator.py: "expecting '*' alone"
@@ -242,7 +255,7 @@ const createReplicaMethods = z
 
 const postgresql = z.object({
   listen: hostPort(true),
-  connect_address: hostPort(false).optional(),
+  connect_address: connectAddress().optional(),
   data_dir: nonEmpty,
   bin_dir: str.optional(),
   config_dir: str.optional(),
@@ -305,7 +318,7 @@ export const daemonSchema = z.object({
   namespace: str.default('/service/'),
   restapi: z.object({
     listen: hostPort(false),
-    connect_address: hostPort(false).optional(),
+    connect_address: connectAddress().optional(),
     authentication: z.object({ username: text, password: text }).optional(),
     certfile: str.optional(),
     keyfile: str.optional(),

@@ -136,6 +136,10 @@ test('listen must be host:port with a port from 1 to 65535', () => {
   assert.equal(high.path, 'postgresql.listen');
   const connect = configError(() => load(minimal('connect_address: 127.0.0.1:5432', 'connect_address: "db:99999"')));
   assert.equal(connect.path, 'postgresql.connect_address');
+  const wild = configError(() => load(minimal('connect_address: 127.0.0.1:5432', 'connect_address: "*:5432"')));
+  assert.equal(wild.message, 'postgresql.connect_address: must be an address others can connect to, not the wildcard "*" (that is for listen)');
+  const anyV4 = configError(() => load(minimal('connect_address: 127.0.0.1:8008', 'connect_address: 0.0.0.0:8008')));
+  assert.equal(anyV4.path, 'restapi.connect_address');
   const word = configError(() => load(minimal('listen: 127.0.0.1:8008,', 'listen: "localhost:http",')));
   assert.equal(word.message, 'restapi.listen: expected "host:port", got "localhost:http"');
   const list = configError(() => load(minimal('listen: 127.0.0.1:8008,', 'listen: [a],')));
