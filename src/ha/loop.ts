@@ -476,7 +476,10 @@ export class HaLoop {
     const dyn = this.view.dynamic;
     const { conn_url, api_url } = this.memberData(o.pg);
     const timeout = Math.min(FAILSAFE_POST_TIMEOUT_MS, dyn.retry_timeout * 1000);
-    const failsafe = await this.failsafe.observe(o, dyn.failsafe_mode, { name: this.d.config.name, conn_url, api_url }, this.d.postFailsafe, timeout);
+    // As Patroni's check_failsafe_topology: the slot positions go along, for the replicas' copies of them.
+    const slots = this.slots.publishedSlots();
+    const self = { name: this.d.config.name, conn_url, api_url, ...(slots ? { slots } : {}) };
+    const failsafe = await this.failsafe.observe(o, dyn.failsafe_mode, self, this.d.postFailsafe, timeout);
     if (failsafe.acked) this.d.log[failsafe.acked.ok ? 'info' : 'warn']({ failsafe: failsafe.acked.ok }, `failsafe: ${failsafe.acked.detail}`);
     return { ...o, failsafe };
   }

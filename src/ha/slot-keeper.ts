@@ -41,6 +41,7 @@ export class SlotKeeper {
   private lastDesired: Readonly<Record<string, DesiredSlot>> = {};
   /** Leader only: member slot → when last seen (null: not leading). */
   private seen: Map<string, number> | null = null;
+  private published: Readonly<Record<string, number>> | null = null;
   /** Copied logical slots not yet proven safe after a failover → catalog_xmin on the leader (null: not known yet). */
   private readonly unready = new Map<string, number | null>();
   /** Logical copies whose advance failed for good: copy them again. */
@@ -53,6 +54,15 @@ export class SlotKeeper {
   /** We do not lead (any more): the retention memory is rebuilt from `status` when we lead again. */
   notLeading(): void {
     this.seen = null;
+    this.published = null;
+  }
+
+  /**
+   * The slot positions last published in `status` as the leader (null: none since we lead): a primary
+   * cut off from the store sends them with its POST /failsafe, as Patroni does.
+   */
+  publishedSlots(): Readonly<Record<string, number>> | null {
+    return this.published && Object.keys(this.published).length ? this.published : null;
   }
 
   /** What the leader publishes in `status` besides optime (Patroni 4's update_leader). */
@@ -70,6 +80,7 @@ export class SlotKeeper {
       members: cluster.members,
       serverVersion: pg.serverVersion ?? 0,
     });
+    this.published = published;
     const r = retainSlots({ seen: this.seen, published, me: this.d.me, members: cluster.members, config, now });
     for (const n of r.expired) this.d.log.info({ slot: n }, `replication slot of an absent member expired after member_slots_ttl (${config.memberSlotsTtlS} s)`);
     this.seen = r.seen;

@@ -160,6 +160,9 @@ test('failsafe loop: the store goes away for longer than ttl; the acknowledged p
   const replica = w.nodes.find((n) => n !== leader)!;
   const replicaStatus = await route({ method: 'GET', path: '/patroni', query: new URLSearchParams(), headers: {}, body: '' }, replica.api);
   assert.equal((replicaStatus.body as Record<string, unknown>).failsafe_mode_is_active, true, 'a pinged replica reports failsafe mode active too');
+  // The pings carry the slot positions the leader last published in status (Patroni's `slots`).
+  assert.ok(c.status.slots && Object.keys(c.status.slots).length > 0, 'the leader published slots');
+  assert.deepEqual(replica.loop.failsafe.leader()?.slots, c.status.slots);
 
   // The store comes back after every lease expired: the replicas tick first and still do not race.
   w.backend.setAvailable(true);
