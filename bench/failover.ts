@@ -114,6 +114,9 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
     await clock.sleep(3000);
     const killedAt = clock.now();
     await kill9(state, leader);
+    // What each replica holds once the primary is gone, before any promotion: a lost row that one of them
+    // had would be a wrong election; one that none had was acknowledged but never streamed.
+    const heldAtKill = await replicaMaxIds(state, leader);
     const next = await waitForPrimary(state, leader, 180_000);
     const newPrimaryS = (clock.now() - killedAt) / 1000;
     log(`new primary ${next} after ${newPrimaryS.toFixed(1)} s`);
@@ -121,8 +124,14 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
     writer.stop();
     await writing;
     const present = new Set((await sql<{ id: number }>(state, next, 'SELECT id FROM bench')).map((r) => r.id));
-    const lostRows = writer.acked.filter((id) => !present.has(id)).length;
+    const lost = writer.acked.filter((id) => !present.has(id));
+    const lostRows = lost.length;
     log(`longest write gap ${(writer.maxGapMs / 1000).toFixed(2)} s, acknowledged rows lost: ${lostRows}`);
+    if (lostRows > 0) {
+      const held = [...heldAtKill].map(([n, max]) => `${n} up to ${max}`).join(', ');
+      const onAReplica = lost.filter((id) => [...heldAtKill.values()].some((max) => max >= id));
+      log(`lost rows ${lost.join(', ')}; at the kill the replicas held rows ${held}: ${onAReplica.length ? `rows ${onAReplica.join(', ')} were on a replica (a wrong election)` : 'none had them (acknowledged by the primary, never streamed)'}`);
+    }
 
     const r0 = clock.now();
     startMember(state, leader);
@@ -160,6 +169,17 @@ async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number
   const uss = rollups.map((t) => mb(t, 'Private_Clean', 'Private_Dirty'));
   const pss = rollups.map((t) => mb(t, 'Pss'));
   return { rssMB: avg(rss), ussMB: avg(uss), pssMB: avg(pss), cpuPct: avg(cpu) };
+}
+
+/** The highest row id each member other than `old` holds (replayed), by member name. */
+async function replicaMaxIds(state: LocalState, old: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const m of state.members) {
+    if (m.name === old) continue;
+    const r = await sql<{ m: number }>(state, m.name, 'SELECT coalesce(max(id), 0) AS m FROM bench').catch(() => []);
+    out.set(m.name, Number(r[0]?.m ?? -1));
+  }
+  return out;
 }
 
 async function kill9(state: LocalState, name: string): Promise<void> {
