@@ -31,7 +31,8 @@ before(async () => {
             wal_log_hints: 'on',
             max_connections: 100,
             wal_level: 'logical',
-            max_slot_wal_keep_size: '32MB',
+            // max_slot_wal_keep_size comes with the test that needs it: set from the start, the WAL switches of
+            // the replicas' base backups could invalidate the permanent slots the leader created just before.
             max_wal_size: '64MB',
             min_wal_size: '32MB',
             // Patroni's (and our) default wal_keep_size is 128MB: it would be the larger retention horizon, and a
@@ -197,6 +198,16 @@ test('max_slot_wal_keep_size: an abandoned slot cannot make pg_wal grow without 
   const leader = await leaderName();
   const victim = tc.state.members.map((m) => m.name).find((n) => n !== leader)!;
   const slot = victim.replace('-', '_');
+  const patched = await fetch(`http://127.0.0.1:${member(tc.state, leader).apiPort}/config`, {
+    method: 'PATCH',
+    body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '32MB' } } }),
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(patched.status, 200, await patched.text());
+  await waitFor('max_slot_wal_keep_size 32MB on the leader', 60_000, async () => {
+    const r = await query<{ v: string }>(tc.state, leader, "SELECT current_setting('max_slot_wal_keep_size') AS v");
+    return r[0]?.v === '32MB';
+  });
   await waitFor(`${victim} streams through ${slot}`, 60_000, async () => (await slots(leader)).get(slot)?.active === true);
   const lim = await walLimits(leader);
   assert.ok(lim.slotKeepSegs > lim.walKeepSegs, `max_slot_wal_keep_size is the limit that matters here: ${JSON.stringify(lim)}`);
