@@ -245,8 +245,15 @@ async function scenario(scope: string, endpoints: boolean): Promise<void> {
     throw new Error(`${String(e)}\n${logs(c)}`);
   });
   // The store as Patroni left it: pod role labels, and in Endpoints mode the leader Endpoints' subsets point at the primary.
-  const pods = (await api(c, `/api/v1/namespaces/default/pods?labelSelector=cluster-name%3D${scope}`)).body.items as any[];
-  assert.deepEqual(pods.map((p) => `${p.metadata.name}=${p.metadata.labels.role}`).sort(), c.members.map((m) => `${m.name}=${m === leader ? 'master' : 'replica'}`).sort());
+  // A member labels its pod in its HA cycle's touch_member, which can come a cycle after its REST API says replica.
+  const want = c.members.map((m) => `${m.name}=${m === leader ? 'master' : 'replica'}`).sort();
+  const labelled = async () => {
+    const items = (await api(c, `/api/v1/namespaces/default/pods?labelSelector=cluster-name%3D${scope}`)).body.items as any[];
+    return { items, roles: items.map((p) => `${p.metadata.name}=${p.metadata.labels.role}`).sort() };
+  };
+  await until('every pod labelled with its role', async () => JSON.stringify((await labelled()).roles) === JSON.stringify(want), 30_000).catch(() => undefined);
+  const { items: pods, roles } = await labelled();
+  assert.deepEqual(roles, want);
   for (const p of pods) assert.equal(JSON.parse(p.metadata.annotations.status).state, 'running');
   if (endpoints) {
     const ep = (await api(c, `/api/v1/namespaces/default/endpoints/${scope}`)).body;
