@@ -80,13 +80,21 @@ export async function clusterView(state: LocalState): Promise<ClusterJson | null
 
 /** A healthy cluster: one running leader and every other member running with a known lag. */
 export async function waitHealthy(state: LocalState, timeoutMs = 120_000, expectMembers = state.members.length): Promise<ClusterJson> {
-  return waitFor('a leader and streaming replicas', timeoutMs, async () => {
-    const c = await fetchCluster(state);
-    if (!c) return null;
-    const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running');
-    const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number');
-    return leaders.length === 1 && replicas.length === expectMembers - 1 ? c : null;
-  });
+  let last: ClusterJson | null = null;
+  try {
+    return await waitFor('a leader and streaming replicas', timeoutMs, async () => {
+      const c = await fetchCluster(state);
+      last = c;
+      if (!c) return null;
+      const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running');
+      const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number');
+      return leaders.length === 1 && replicas.length === expectMembers - 1 ? c : null;
+    });
+  } catch (e) {
+    // The cluster's dir goes with the test: what it last said and each daemon's last lines go with the error.
+    const tails = state.members.map((m) => `--- ${m.name}, last lines of its log:\n${memberLog(state, m.name).trim().split('\n').slice(-12).join('\n')}`);
+    throw new Error([e instanceof Error ? e.message : String(e), `last /cluster: ${JSON.stringify(last)}`, ...tails].join('\n'));
+  }
 }
 
 export function leaderOf(c: ClusterJson): ClusterMemberJson {
