@@ -721,7 +721,10 @@ export class LocalPostgres implements PostgresControl {
       // pg_ctl still judges a failed start (it knows its postmaster's PID before postmaster.pid exists).
       const r = await this.untilReadyOrExit(started);
       if (r === 'ready') {
-        void started.then((x) => x.code !== 0 && this.log.warn({ exit: exitText(x) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'));
+        void started.then(
+          (x) => x.code !== 0 && this.log.warn({ exit: exitText(x) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'),
+          (e: unknown) => this.log.warn({ err: errorMessage(e) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'),
+        );
         return;
       }
       if (r.code === 0) return;
@@ -738,12 +741,19 @@ export class LocalPostgres implements PostgresControl {
 
   private async untilReadyOrExit(started: Promise<RunResult>): Promise<RunResult | 'ready'> {
     let exited: RunResult | null = null;
-    const watch = started.then((r) => (exited = r));
-    while (exited === null) {
+    // Settles either way (a rejection is seen by the caller through `started`): no unhandled rejection here.
+    const watch = started.then(
+      (r) => (exited = r),
+      () => undefined,
+    );
+    started.catch(() => undefined);
+    let settled = false;
+    void watch.then(() => (settled = true));
+    while (!settled) {
       if (postmasterReady(this.dataDir)) return 'ready';
       await Promise.race([watch, this.clock.sleep(READY_POLL_MS)]);
     }
-    return exited;
+    return exited ?? started;
   }
 
   private logTail(from = 0): string {
