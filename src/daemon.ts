@@ -16,7 +16,7 @@ import { daemonRequestSettings } from './api/tls.js';
 import { postFailsafe } from './api/failsafe-client.js';
 import { trustedCluster } from './api/cluster-json.js';
 import { systemClock } from './util/clock.js';
-import { errorMessage } from './util/errors.js';
+import { ExitError, errorMessage } from './util/errors.js';
 import type { Logger } from './util/log.js';
 import { VERSION } from './version.js';
 
@@ -95,7 +95,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
       failsafeTopology: () => loop.failsafe.topology(),
     },
   });
-  const addr = await api.listen();
+  // A port in use or an address not on this host is the operator's to fix: say so, not "internal error".
+  const addr = await api.listen().catch(async (e: unknown) => {
+    await pg.close();
+    await store.close();
+    throw new ExitError(errorMessage(e));
+  });
   log.info({ restapi: `${addr.host}:${addr.port}` }, 'REST API listening');
 
   loop.start();

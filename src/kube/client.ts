@@ -81,6 +81,11 @@ export class KubeClient {
   /** In a pod (service-account token + KUBERNETES_SERVICE_HOST) as Patroni does first, else a kubeconfig. */
   static async connect(o: KubeConnectOptions = {}): Promise<KubeClient> {
     const env = o.env ?? process.env;
+    // client-node pulls in Node's undici, which parses HTTP with WebAssembly: under --jitless (which
+    // `pgwarden local` gives daemons on etcd) it would crash the process later, from inside undici.
+    if (typeof WebAssembly === 'undefined') {
+      throw new ExitError('kubernetes: this needs WebAssembly, which node was started without (--jitless): start it without that flag', 2);
+    }
     const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     let namespace: string | undefined;

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -73,4 +74,38 @@ test('the daemon (bundled, as bin/pgwarden runs it) does not load Node 20\'s und
 test('--version is the package version (found from the bundle as from the sources)', () => {
   const pkg = JSON.parse(spawnSync('cat', [fileURLToPath(new URL('../../package.json', import.meta.url))], { encoding: 'utf8' }).stdout) as { version: string };
   assert.equal(run(['--version']).stdout.trim(), pkg.version);
+});
+
+test('a REST API port already in use is a one-line error and exit 1, not an internal error', async (t) => {
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.after(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const dir = mkdtempSync('/tmp/pgwarden-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // spawnSync blocks this process's loop, but the port stays bound in the kernel.
+  const r = run(['daemon', EXAMPLE], { PATRONI_RESTAPI_LISTEN: `127.0.0.1:${port}`, PATRONI_POSTGRESQL_DATA_DIR: join(dir, 'data'), PATRONI_ETCD3_HOSTS: '127.0.0.1:1' });
+  assert.equal(r.code, 1, r.stderr);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('pgwarden:'));
+  assert.deepEqual(errors, [`pgwarden: REST API cannot listen on 127.0.0.1:${port}: listen EADDRINUSE: address already in use 127.0.0.1:${port}`]);
+  assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
+});
+
+test('the Kubernetes store under --jitless (no WebAssembly for its HTTP client) is refused with a clear error', (t) => {
+  const dir = mkdtempSync('/tmp/pgwarden-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n');
+  const file = join(dir, 'k.yml');
+  const example = readFileSync(EXAMPLE, 'utf8').replace(/^etcd3:\n(?: .*\n)+/m, 'kubernetes:\n  namespace: default\n  labels: {application: pgwarden}\n');
+  assert.match(example, /^kubernetes:/m);
+  writeFileSync(file, example);
+  const r = spawnSync(process.execPath, ['--jitless', BIN, 'daemon', file], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, KUBECONFIG: kubeconfig, PATRONI_POSTGRESQL_DATA_DIR: join(dir, 'data') },
+    timeout: 30_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^pgwarden: kubernetes: this needs WebAssembly, which node was started without \(--jitless\)/m);
+  assert.doesNotMatch(r.stderr, /ReferenceError|internal error/);
 });
