@@ -6,10 +6,12 @@
  *   CPU at idle. Prints both and their ratios (pgwarden / Patroni; lower is better for every row).
  *
  *   node --import tsx bench/failover.ts [--ttl 20 --loop-wait 1 --retry-timeout 3] [--only pgwarden|patroni] [--idle 30]
- *                                       [--bootstrap-runs 3]
+ *                                       [--bootstrap-runs 3] [--failover-runs 1]
  *
  * Bootstrap time is the median of --bootstrap-runs fresh clusters per engine (it varies run to run by more
- * than the settings change it); the failover part runs on the last of them.
+ * than the settings change it); the failover part runs on the last of them: --failover-runs rounds of
+ * kill -9 and rejoin, whose medians are printed (where in the lease a kill lands varies the gap by up to
+ * loop_wait). Idle usage is measured right after bootstrap and again after the rounds.
  *
  * A script, not a test: it asserts nothing and its numbers are printed, not compared to thresholds.
  */
@@ -35,17 +37,32 @@ import {
   type Engine,
 } from './lib.js';
 
-interface Result {
-  bootstrapS: number;
+interface Round {
   writeGapS: number;
   newPrimaryS: number;
   lostRows: number;
   rejoinS: number;
+}
+
+interface Usage {
   rssMB: number;
   /** Private memory (USS: Private_Clean + Private_Dirty) and proportional set size, from smaps_rollup. */
   ussMB: number;
   pssMB: number;
   cpuPct: number;
+}
+
+interface Result {
+  bootstrapS: number;
+  /** Medians over the failover rounds (lost rows: the sum). */
+  writeGapS: number;
+  newPrimaryS: number;
+  lostRows: number;
+  rejoinS: number;
+  rounds: Round[];
+  /** Idle right after bootstrap, and again after the failover rounds (a member that has been through failovers). */
+  fresh: Usage;
+  settled: Usage;
 }
 
 const { values: args } = parseArgs({
@@ -56,6 +73,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     idle: { type: 'string', default: '30' },
     'bootstrap-runs': { type: 'string', default: '3' },
+    'failover-runs': { type: 'string', default: '1' },
   },
 });
 
@@ -104,44 +122,71 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
     const lastBootstrap = await bootstrap(state);
     const bootstrapS = median([...earlierBootstraps, lastBootstrap]);
 
-    const { rssMB, ussMB, pssMB, cpuPct } = await idleUsage(state, Number(args.idle) * 1000);
-    log(`idle: ${rssMB.toFixed(1)} MB RSS (${ussMB.toFixed(1)} private, ${pssMB.toFixed(1)} PSS) per daemon, ${cpuPct.toFixed(2)} % CPU per daemon`);
+    const fresh = await idleUsage(state, Number(args.idle) * 1000);
+    log(`idle after bootstrap: ${usageLine(fresh)}`);
 
-    const leader = await leaderName(state);
-    await sql(state, leader, 'CREATE TABLE IF NOT EXISTS bench(id int PRIMARY KEY, at timestamptz DEFAULT now())');
-    const writer = new GapWriter(state);
-    const writing = writer.run(240_000);
-    await clock.sleep(3000);
-    const killedAt = clock.now();
-    await kill9(state, leader);
-    // What each replica holds once the primary is gone, before any promotion: a lost row that one of them
-    // had would be a wrong election; one that none had was acknowledged but never streamed.
-    const heldAtKill = await replicaMaxIds(state, leader);
-    const next = await waitForPrimary(state, leader, 180_000);
-    const newPrimaryS = (clock.now() - killedAt) / 1000;
-    log(`new primary ${next} after ${newPrimaryS.toFixed(1)} s`);
-    await waitUntil(() => writer.lastOkAt > clock.now() - 1000 && writer.okAfter(killedAt) >= 50, 60_000);
-    writer.stop();
-    await writing;
-    const present = new Set((await sql<{ id: number }>(state, next, 'SELECT id FROM bench')).map((r) => r.id));
-    const lost = writer.acked.filter((id) => !present.has(id));
-    const lostRows = lost.length;
-    log(`longest write gap ${(writer.maxGapMs / 1000).toFixed(2)} s, acknowledged rows lost: ${lostRows}`);
-    if (lostRows > 0) {
-      const held = [...heldAtKill].map(([n, max]) => `${n} up to ${max}`).join(', ');
-      const onAReplica = lost.filter((id) => [...heldAtKill.values()].some((max) => max >= id));
-      log(`lost rows ${lost.join(', ')}; at the kill the replicas held rows ${held}: ${onAReplica.length ? `rows ${onAReplica.join(', ')} were on a replica (a wrong election)` : 'none had them (acknowledged by the primary, never streamed)'}`);
+    const rounds: Round[] = [];
+    const n = Number(args['failover-runs']);
+    for (let i = 1; i <= n; i++) {
+      log(`-- failover ${i} of ${n}`);
+      rounds.push(await failoverRound(state));
     }
-
-    const r0 = clock.now();
-    startMember(state, leader);
-    await healthy(state, 300_000);
-    const rejoinS = (clock.now() - r0) / 1000;
-    log(`old primary rejoined after ${rejoinS.toFixed(1)} s`);
-    return { bootstrapS, writeGapS: writer.maxGapMs / 1000, newPrimaryS, lostRows, rejoinS, rssMB, ussMB, pssMB, cpuPct };
+    const settled = await idleUsage(state, Number(args.idle) * 1000);
+    log(`idle after the failovers: ${usageLine(settled)}`);
+    const med = (k: keyof Round) => median(rounds.map((r) => r[k]));
+    return {
+      bootstrapS,
+      writeGapS: med('writeGapS'),
+      newPrimaryS: med('newPrimaryS'),
+      lostRows: rounds.reduce((sum, r) => sum + r.lostRows, 0),
+      rejoinS: med('rejoinS'),
+      rounds,
+      fresh,
+      settled,
+    };
   } finally {
     await teardown(dir);
   }
+}
+
+/** kill -9 of the primary's daemon and postmaster under a writer; then the old primary is started again. */
+async function failoverRound(state: LocalState): Promise<Round> {
+  const leader = await leaderName(state);
+  await sql(state, leader, 'CREATE TABLE IF NOT EXISTS bench(id int PRIMARY KEY, at timestamptz DEFAULT now())');
+  const writer = new GapWriter(state);
+  const writing = writer.run(240_000);
+  await clock.sleep(3000);
+  const killedAt = clock.now();
+  await kill9(state, leader);
+  // What each replica holds once the primary is gone, before any promotion: a lost row that one of them
+  // had would be a wrong election; one that none had was acknowledged but never streamed.
+  const heldAtKill = await replicaMaxIds(state, leader);
+  const next = await waitForPrimary(state, leader, 180_000);
+  const newPrimaryS = (clock.now() - killedAt) / 1000;
+  log(`new primary ${next} after ${newPrimaryS.toFixed(1)} s`);
+  await waitUntil(() => writer.lastOkAt > clock.now() - 1000 && writer.okAfter(killedAt) >= 50, 60_000);
+  writer.stop();
+  await writing;
+  const present = new Set((await sql<{ id: number }>(state, next, 'SELECT id FROM bench')).map((r) => r.id));
+  const lost = writer.acked.filter((id) => !present.has(id));
+  log(`longest write gap ${(writer.maxGapMs / 1000).toFixed(2)} s, acknowledged rows lost: ${lost.length}`);
+  if (lost.length > 0) {
+    const held = [...heldAtKill].map(([n, max]) => `${n} up to ${max}`).join(', ');
+    const onAReplica = lost.filter((id) => [...heldAtKill.values()].some((max) => max >= id));
+    log(`lost rows ${lost.join(', ')}; at the kill the replicas held rows ${held}: ${onAReplica.length ? `rows ${onAReplica.join(', ')} were on a replica (a wrong election)` : 'none had them (acknowledged by the primary, never streamed)'}`);
+  }
+  await sql(state, next, 'TRUNCATE bench');
+
+  const r0 = clock.now();
+  startMember(state, leader);
+  await healthy(state, 300_000);
+  const rejoinS = (clock.now() - r0) / 1000;
+  log(`old primary rejoined after ${rejoinS.toFixed(1)} s`);
+  return { writeGapS: writer.maxGapMs / 1000, newPrimaryS, lostRows: lost.length, rejoinS };
+}
+
+function usageLine(u: Usage): string {
+  return `${u.rssMB.toFixed(1)} MB RSS (${u.ussMB.toFixed(1)} private, ${u.pssMB.toFixed(1)} PSS) per daemon, ${u.cpuPct.toFixed(2)} % CPU per daemon`;
 }
 
 /**
@@ -149,7 +194,7 @@ async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise
  * window. RSS counts the interpreter's shared file pages (node's 40 MB binary, python's libraries) in
  * full for every daemon; private memory is what each daemon costs on its own.
  */
-async function idleUsage(state: LocalState, ms: number): Promise<{ rssMB: number; ussMB: number; pssMB: number; cpuPct: number }> {
+async function idleUsage(state: LocalState, ms: number): Promise<Usage> {
   const pids = state.members.map((m) => m.pid!).filter(Boolean);
   const ticks = (pid: number) => {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -192,25 +237,33 @@ async function kill9(state: LocalState, name: string): Promise<void> {
 }
 
 function printTable(results: Map<Engine, Result>): void {
-  const rows: Array<[string, keyof Result, number]> = [
-    ['bootstrap of 3 members, median (s)', 'bootstrapS', 1],
-    ['failover: longest write gap (s)', 'writeGapS', 2],
-    ['failover: time to new primary (s)', 'newPrimaryS', 2],
-    ['failover: acknowledged rows lost', 'lostRows', 0],
-    ['old primary rejoin (s)', 'rejoinS', 1],
-    ['daemon RSS at idle (MB)', 'rssMB', 1],
-    ['daemon private memory at idle (MB)', 'ussMB', 1],
-    ['daemon PSS at idle (MB)', 'pssMB', 1],
-    ['daemon CPU at idle (%)', 'cpuPct', 2],
+  const rows: Array<[string, (r: Result) => number, number]> = [
+    ['bootstrap of 3 members, median (s)', (r) => r.bootstrapS, 1],
+    ['failover: longest write gap, median (s)', (r) => r.writeGapS, 2],
+    ['failover: time to new primary, median (s)', (r) => r.newPrimaryS, 2],
+    ['failover: acknowledged rows lost, all rounds', (r) => r.lostRows, 0],
+    ['old primary rejoin, median (s)', (r) => r.rejoinS, 1],
+    ['daemon RSS, idle after bootstrap (MB)', (r) => r.fresh.rssMB, 1],
+    ['daemon RSS, idle after failovers (MB)', (r) => r.settled.rssMB, 1],
+    ['daemon USS, idle after bootstrap (MB)', (r) => r.fresh.ussMB, 1],
+    ['daemon USS, idle after failovers (MB)', (r) => r.settled.ussMB, 1],
+    ['daemon PSS, idle after bootstrap (MB)', (r) => r.fresh.pssMB, 1],
+    ['daemon PSS, idle after failovers (MB)', (r) => r.settled.pssMB, 1],
+    ['daemon CPU, idle after bootstrap (%)', (r) => r.fresh.cpuPct, 2],
   ];
   const a = results.get('pgwarden');
   const b = results.get('patroni');
-  log(`\n${'metric'.padEnd(36)}${'pgwarden'.padStart(12)}${'patroni'.padStart(12)}${'ratio'.padStart(10)}`);
-  for (const [label, key, digits] of rows) {
-    const x = a?.[key];
-    const y = b?.[key];
+  log(`\n${'metric'.padEnd(46)}${'pgwarden'.padStart(12)}${'patroni'.padStart(12)}${'ratio'.padStart(10)}`);
+  for (const [label, get, digits] of rows) {
+    const x = a && get(a);
+    const y = b && get(b);
     const ratio = x !== undefined && y ? (x / y).toFixed(2) : '-';
-    log(`${label.padEnd(36)}${fmt(x, digits).padStart(12)}${fmt(y, digits).padStart(12)}${ratio.padStart(10)}`);
+    log(`${label.padEnd(46)}${fmt(x, digits).padStart(12)}${fmt(y, digits).padStart(12)}${ratio.padStart(10)}`);
+  }
+  for (const [engine, r] of results) {
+    if (r.rounds.length < 2) continue;
+    const each = (k: keyof Round, d: number) => r.rounds.map((x) => x[k].toFixed(d)).join(' / ');
+    log(`${engine} rounds: write gap ${each('writeGapS', 2)} s; new primary ${each('newPrimaryS', 2)} s; rejoin ${each('rejoinS', 1)} s; lost ${each('lostRows', 0)}`);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * One local PostgreSQL, driven through its own programs (initdb, pg_ctl, pg_basebackup, pg_rewind,
+ * One local PostgreSQL, driven through its own programs (initdb, postgres, pg_basebackup, pg_rewind,
  * pg_controldata, pg_waldump) and a superuser connection. Never deletes a data directory: a failed copy
  * is cleaned only when the directory was empty before; anything else is moved aside.
  */
@@ -22,7 +22,7 @@ import { BASEBACKUP_NOT_ALLOWED, INITDB_NOT_ALLOWED, fastSyncArgs, replicaMethod
 import { isLivePostgres, lockFilePid, postmasterReady, processesIn, runningPostmaster } from './postmaster.js';
 import { historyFilePath, localPosition, needsRewind, parseHistoryFile, parseWaldumpEnd } from './rewind.js';
 import { CallbackRunner, splitCommand, type CallbackAction, type CallbackRole } from './callbacks.js';
-import { chownToPg, ensureDir, runPg, writableByPg, writePgFile, type RunResult } from './runas.js';
+import { chownToPg, ensureDir, runPg, spawnServer, writableByPg, writePgFile, type RunResult } from './runas.js';
 import type { PgObservation, PostgresControl, ReplicationRow, StopMode, UpstreamConn } from './types.js';
 import { PgSlots, type SlotsPort } from './slots.js';
 
@@ -90,7 +90,7 @@ export class LocalPostgres implements PostgresControl {
   private readonly callbacks: CallbackRunner;
   /** The role callbacks last reported (null: not known yet), to tell on_role_change from on_start. */
   private cbRole: CallbackRole | null = null;
-  private binMajor: number | null = null;
+  private binMajor: Promise<number> | null = null;
   /** The data dir is a pg_basebackup copy we synced and have not started yet. */
   private freshCopy = false;
   /** Connect through the Unix socket, not TCP (a custom bootstrap before our passwords are set). */
@@ -415,7 +415,7 @@ export class LocalPostgres implements PostgresControl {
     renameSync(join(this.dataDir, 'postgresql.conf'), join(this.dataDir, 'postgresql.base.conf'));
     this.writeConfig(null);
     await this.clearStaleLocks(60_000);
-    await this.pgCtlStart(300_000);
+    await this.startServer(300_000);
     await this.waitAccepting(60_000);
     await this.createRoles();
     return this.finishBootstrap('initdb');
@@ -481,7 +481,7 @@ export class LocalPostgres implements PostgresControl {
     await this.disconnect();
     this.viaSocket = true;
     try {
-      await this.pgCtlStart(LONG_OPERATION_MS);
+      await this.startServer(LONG_OPERATION_MS);
       await this.waitAccepting(LONG_OPERATION_MS);
       await this.endRecoveryAfterRestore();
       await this.createRoles({ superuser: true });
@@ -624,15 +624,28 @@ export class LocalPostgres implements PostgresControl {
     this.freshCopy = true;
   }
 
-  /** The major version of the PostgreSQL programs in our bin dir (`initdb --version`), asked once. */
-  private async toolsMajor(): Promise<number> {
+  /**
+   * The major version of the PostgreSQL programs in our bin dir (`initdb --version`), asked once; a failure
+   * is asked again next time. The daemon asks at start (prefetchToolsMajor), so that the bootstrap's initdb
+   * and a new replica's pg_basebackup, which need it for their sync options, do not wait for it.
+   */
+  private toolsMajor(): Promise<number> {
     if (this.binMajor === null) {
-      const r = await this.mustRun('initdb', ['--version'], 30_000);
-      const m = /\(PostgreSQL\)\s+(\d+)/.exec(r.stdout);
-      if (!m) throw new PostgresError(`cannot tell the PostgreSQL version from initdb --version: ${r.stdout.trim()}`);
-      this.binMajor = Number(m[1]);
+      const asked = this.mustRun('initdb', ['--version'], 30_000).then((r) => {
+        const m = /\(PostgreSQL\)\s+(\d+)/.exec(r.stdout);
+        if (!m) throw new PostgresError(`cannot tell the PostgreSQL version from initdb --version: ${r.stdout.trim()}`);
+        return Number(m[1]);
+      });
+      asked.catch(() => {
+        if (this.binMajor === asked) this.binMajor = null;
+      });
+      this.binMajor = asked;
     }
     return this.binMajor;
+  }
+
+  prefetchToolsMajor(): void {
+    this.toolsMajor().catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'cannot tell the version of the PostgreSQL programs yet'));
   }
 
   /** A fresh data dir copied or created with --no-sync is made durable with one syncfs of its file system. */
@@ -659,8 +672,8 @@ export class LocalPostgres implements PostgresControl {
     this.writeConfig({ upstream: opts.upstream });
     // The first start of a copy (backup_label) fsyncs the whole data dir before recovery; it was just
     // synced, and one syncfs (PostgreSQL 14+) does that part in a fraction of the time.
-    const syncfs = this.freshCopy && (await this.toolsMajor()) >= 14 ? ['-c recovery_init_sync_method=syncfs'] : [];
-    await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()), syncfs);
+    const syncfs = this.freshCopy && (await this.toolsMajor()) >= 14 ? ['recovery_init_sync_method=syncfs'] : [];
+    await this.startServer(Math.max(1000, deadline - this.clock.now()), syncfs);
     this.freshCopy = false;
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
     // A primary restarting as a replica changes role (Patroni's follow: on_role_change, not on_start),
@@ -707,27 +720,24 @@ export class LocalPostgres implements PostgresControl {
     }
   }
 
-  /** `serverOptions`: extra `-c name=value` settings for this start only (pg_ctl -o). */
-  private async pgCtlStart(timeoutMs: number, serverOptions: string[] = []): Promise<void> {
+  /**
+   * Start the postmaster and return once postmaster.pid says it is ready (or a hot standby), looked at
+   * every 10 ms (`pg_ctl start -w` looks every 100 ms, after two shells and a `postgres -V`, ~60 ms).
+   * `settings`: extra `name=value` settings for this start only (postgres -c). Past the timeout, like
+   * pg_ctl, it fails and leaves the server starting.
+   */
+  private async startServer(timeoutMs: number, settings: string[] = []): Promise<void> {
     closeSync(openSync(this.logFile, 'a', 0o600));
     chownToPg(this.logFile);
     const deadline = this.clock.now() + timeoutMs;
     for (;;) {
       const from = statSync(this.logFile).size;
-      const secs = String(Math.max(1, Math.ceil((deadline - this.clock.now()) / 1000)));
-      const extra = serverOptions.length ? ['-o', serverOptions.join(' ')] : [];
-      const started = this.run('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', secs, '-l', this.logFile, ...extra], timeoutMs + 10_000);
-      // pg_ctl -w looks at the server once per 100 ms; we look more often and go on once it is ready.
-      // pg_ctl still judges a failed start (it knows its postmaster's PID before postmaster.pid exists).
-      const r = await this.untilReadyOrExit(started);
-      if (r === 'ready') {
-        void started.then(
-          (x) => x.code !== 0 && this.log.warn({ exit: exitText(x) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'),
-          (e: unknown) => this.log.warn({ err: errorMessage(e) }, 'pg_ctl start: the server was ready, yet pg_ctl failed'),
-        );
-        return;
+      const server = spawnServer(join(this.bin, 'postgres'), ['-D', this.dataDir, ...settings.flatMap((x) => ['-c', x])], this.logFile);
+      const r = await this.untilReadyOrExit(server.exited, deadline);
+      if (r === 'ready') return;
+      if (r === 'timeout') {
+        throw new PostgresError(`postgresql (pid ${server.pid}) is not ready after ${Math.round(timeoutMs / 1000)} s; it goes on starting: ${this.logTail(from)}`);
       }
-      if (r.code === 0) return;
       const log = this.logTail(from);
       // Backends of a killed postmaster keep its shared memory until they notice and exit.
       if (/pre-existing shared memory block .* is still in use/.test(log) && this.clock.now() < deadline) {
@@ -735,25 +745,26 @@ export class LocalPostgres implements PostgresControl {
         await this.clock.sleep(200);
         continue;
       }
-      throw new PostgresError(`pg_ctl start failed (${exitText(r)}): ${log || lastLines(r.stderr || r.stdout, 5)}`);
+      throw new PostgresError(`postgresql failed to start (${r.stderr || exitText(r)}): ${log}`);
     }
   }
 
-  private async untilReadyOrExit(started: Promise<RunResult>): Promise<RunResult | 'ready'> {
-    let exited: RunResult | null = null;
-    // Settles either way (a rejection is seen by the caller through `started`): no unhandled rejection here.
-    const watch = started.then(
-      (r) => (exited = r),
-      () => undefined,
-    );
-    started.catch(() => undefined);
+  private async untilReadyOrExit(exited: Promise<RunResult>, deadline: number): Promise<RunResult | 'ready' | 'timeout'> {
+    let result: RunResult | null = null;
+    let failed: unknown = null;
     let settled = false;
+    const watch = exited.then(
+      (r) => (result = r),
+      (e: unknown) => (failed = e ?? new Error('cannot start postgres')),
+    );
     void watch.then(() => (settled = true));
     while (!settled) {
       if (postmasterReady(this.dataDir)) return 'ready';
+      if (this.clock.now() > deadline) return 'timeout';
       await Promise.race([watch, this.clock.sleep(READY_POLL_MS)]);
     }
-    return exited ?? started;
+    if (failed !== null) throw new PostgresError(`cannot start postgres: ${errorMessage(failed)}`);
+    return result!;
   }
 
   private logTail(from = 0): string {
@@ -869,7 +880,7 @@ export class LocalPostgres implements PostgresControl {
     whileStopped?.();
     await this.clearStaleLocks(Math.max(1000, deadline - this.clock.now()));
     this.writeConfig(standby);
-    await this.pgCtlStart(Math.max(1000, deadline - this.clock.now()));
+    await this.startServer(Math.max(1000, deadline - this.clock.now()));
     await this.waitAccepting(Math.max(1000, deadline - this.clock.now()));
     this.callback('on_restart', standby === null ? 'master' : standbyRole(standby.upstream));
   }

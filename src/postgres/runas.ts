@@ -4,7 +4,7 @@
  * through spawn's uid/gid (no su/runuser in between), and gives it the files it must own.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { accessSync, chownSync, constants, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pgOsUser, type OsUser } from '../util/users.js';
 
@@ -47,6 +47,38 @@ function resolvePgUser(): OsUser | null {
 /** Output kept per stream: enough for any error message, bounded for chatty programs. */
 const MAX_OUTPUT = 1 << 20;
 
+function pgEnv(user: OsUser | null, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  // LC_ALL=C: pg_controldata and friends print translated labels otherwise.
+  return { ...process.env, LC_ALL: 'C', ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}), ...extra };
+}
+
+/**
+ * Start a server (the postmaster) as `pg_ctl start -l logFile` does, without pg_ctl's two shells and its
+ * `postgres -V`: in its own session, stdin from /dev/null, output appended to `logFile`. It outlives this
+ * process; while we live, we reap it. `exited` settles when it ends (rejects when it cannot be started).
+ */
+export function spawnServer(bin: string, args: readonly string[], logFile: string): { pid: number | undefined; exited: Promise<RunResult> } {
+  const user = runAsUser();
+  const out = openSync(logFile, 'a', 0o600);
+  try {
+    const child = spawn(bin, args, {
+      cwd: '/',
+      env: pgEnv(user),
+      stdio: ['ignore', out, out],
+      detached: true,
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+    child.unref();
+    const exited = new Promise<RunResult>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? null : 0), stdout: '', stderr: signal ? `killed by ${signal}` : '', timedOut: false }));
+    });
+    return { pid: child.pid, exited };
+  } finally {
+    closeSync(out);
+  }
+}
+
 /**
  * Run a PostgreSQL program to completion (as the PostgreSQL OS user when we are root), killed after
  * `timeoutMs`. Resolves with its exit code and output; rejects only when it cannot be started at all.
@@ -61,8 +93,7 @@ export function runPg(
     const child = spawn(bin, args, {
       // '/' rather than ours: the PostgreSQL user may not be allowed into our working directory.
       cwd: opts.cwd ?? '/',
-      // LC_ALL=C: pg_controldata and friends print translated labels otherwise.
-      env: { ...process.env, LC_ALL: 'C', ...(user ? { HOME: user.home, USER: user.name, LOGNAME: user.name } : {}), ...opts.env },
+      env: pgEnv(user, opts.env),
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { effectiveDynamicConfig } from '../../src/config/dynamic.js';
 import type { DaemonConfig } from '../../src/config/types.js';
 import { findBinDir } from '../../src/postgres/bin.js';
@@ -335,6 +336,24 @@ test('postmaster.pid naming another live process (PID reuse) does not block star
   } finally {
     sleeper.kill('SIGKILL');
   }
+});
+
+test('the postmaster runs in its own session (like pg_ctl start); a start that fails says why, from the server log', async () => {
+  const pid = a.postmasterPid()!;
+  const sessionOf = (p: number) => Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]);
+  assert.equal(sessionOf(pid), pid, 'a signal to the daemon\'s session or process group does not reach the server');
+  await a.stop('fast', 30_000);
+  // Someone else on the server's port: PostgreSQL cannot bind and exits.
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(conn(a).port, '127.0.0.1', resolve));
+  try {
+    await assert.rejects(a.start({ upstream: null, timeoutMs: 30_000 }), /postgresql failed to start \(exit 1\): .*could not (bind IPv4 address|create any TCP\/IP sockets)/);
+    assert.equal(a.postmasterPid(), null);
+  } finally {
+    await new Promise((resolve) => holder.close(resolve));
+  }
+  await a.start({ upstream: null, timeoutMs: 60_000 });
+  assert.equal((await a.observe()).accepting, true);
 });
 
 test('a crashed former primary with diverged writes is rewound (pg_rewind recovers it first)', async () => {
