@@ -403,7 +403,7 @@ export class LocalPostgres implements PostgresControl {
     ensureDir(this.dataDir, 0o700);
     const su = this.cfg.postgresql.authentication.superuser;
     const pwfile = su.password !== undefined ? writeSecretFile(`${su.password}\n`) : null;
-    const sync = fastSyncArgs(options, await this.toolsMajor());
+    const sync = fastSyncArgs(options);
     try {
       const args = ['-D', this.dataDir, `--username=${su.username}`, ...(pwfile ? [`--pwfile=${pwfile}`] : []), ...sync.args, ...options];
       this.log.info({ options }, 'running initdb');
@@ -411,13 +411,23 @@ export class LocalPostgres implements PostgresControl {
     } finally {
       if (pwfile) rmSync(pwfile, { force: true });
     }
-    if (sync.syncAfter) await this.syncFileSystem();
-    renameSync(join(this.dataDir, 'postgresql.conf'), join(this.dataDir, 'postgresql.base.conf'));
-    this.writeConfig(null);
-    await this.clearStaleLocks(60_000);
-    await this.startServer(300_000);
-    await this.waitAccepting(60_000);
-    await this.createRoles();
+    // The syncfs runs while the server starts and gets its roles (PostgreSQL does not sync at a start after
+    // a clean shutdown, and syncfs also takes what it writes meanwhile); the bootstrap ends, and the
+    // cluster is announced, only once it is done.
+    const synced = sync.syncAfter ? this.syncFileSystem() : Promise.resolve();
+    synced.catch(() => undefined);
+    try {
+      renameSync(join(this.dataDir, 'postgresql.conf'), join(this.dataDir, 'postgresql.base.conf'));
+      this.writeConfig(null);
+      await this.clearStaleLocks(60_000);
+      await this.startServer(300_000);
+      await this.waitAccepting(60_000);
+      await this.createRoles();
+    } catch (e) {
+      await synced.catch(() => undefined);
+      throw e;
+    }
+    await synced;
     return this.finishBootstrap('initdb');
   }
 
@@ -611,7 +621,7 @@ export class LocalPostgres implements PostgresControl {
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
     const repl = this.cfg.postgresql.authentication.replication;
-    const sync = fastSyncArgs(options, await this.toolsMajor());
+    const sync = fastSyncArgs(options);
     const args = ['-D', this.dataDir, '-h', from.host, '-p', String(from.port), '-U', repl.username, '-X', 'stream', '-c', 'fast', '--no-password', ...sync.args, ...options];
     this.log.info({ from: `${from.host}:${from.port}`, options }, 'running pg_basebackup');
     const r = await this.run('pg_basebackup', args, 24 * 3600_000, { PGPASSWORD: repl.password ?? '', PGAPPNAME: this.cfg.name });
@@ -626,8 +636,8 @@ export class LocalPostgres implements PostgresControl {
 
   /**
    * The major version of the PostgreSQL programs in our bin dir (`initdb --version`), asked once; a failure
-   * is asked again next time. The daemon asks at start (prefetchToolsMajor), so that the bootstrap's initdb
-   * and a new replica's pg_basebackup, which need it for their sync options, do not wait for it.
+   * is asked again next time. The daemon asks at start (prefetchToolsMajor), so that a new replica's first
+   * start, which needs it for its sync setting, does not wait for it.
    */
   private toolsMajor(): Promise<number> {
     if (this.binMajor === null) {

@@ -44,14 +44,15 @@ export function replicaMethodWorksWithoutLeader(cfg: DaemonConfig, method: strin
 }
 
 /**
- * How initdb or pg_basebackup (major version `major`) should make the new data dir durable. Both fsync
- * every file they wrote, one by one; a single syncfs of the file system does the same for a fresh data
- * dir in a fraction of the time (PostgreSQL 17's `--sync-method=syncfs`; before 17, `--no-sync` and
- * then a syncfs of our own: `syncAfter`). A user who chose a sync option (`no-sync`, `sync-method`) keeps it.
+ * How initdb or pg_basebackup should make the new data dir durable. Both fsync every file they wrote, one
+ * by one; a single syncfs of the file system does the same for a fresh data dir in a fraction of the time.
+ * So they run with `--no-sync`, and we run that syncfs (`syncAfter`): after pg_basebackup, before the copy
+ * starts; after initdb, while the new server starts and gets its roles, awaited before the cluster is
+ * announced. (PostgreSQL 17's `--sync-method=syncfs` would do the same inside initdb, with nothing to
+ * overlap.) A user who chose a sync option (`no-sync`, `sync-method`) keeps it.
  */
-export function fastSyncArgs(userArgs: readonly string[], major: number): { args: string[]; syncAfter: boolean } {
+export function fastSyncArgs(userArgs: readonly string[]): { args: string[]; syncAfter: boolean } {
   const chosen = userArgs.some((a) => /^--(no-sync|sync-method)(=|$)/.test(a) || a === '-N');
   if (chosen) return { args: [], syncAfter: false };
-  if (major >= 17) return { args: ['--sync-method=syncfs'], syncAfter: false };
   return { args: ['--no-sync'], syncAfter: true };
 }

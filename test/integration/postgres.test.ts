@@ -467,3 +467,32 @@ test('a failed basebackup leaves the (previously empty) data dir empty', async (
   assert.equal((await d.observe()).dataDir, 'empty');
   await d.stop('fast', 5000); // not running: a no-op
 });
+
+test("bootstrap: initdb's output is synced while the server starts, and the bootstrap ends only after the sync", async () => {
+  const f = await instance('f');
+  const bin = join(root, 'fake-sync-bin');
+  ensureDir(bin, 0o755);
+  const marks = join(root, 'sync-marks');
+  writeFileSync(marks, '');
+  chmodSync(marks, 0o666);
+  // A `sync` that first waits (bounded) for the server to exist, then takes 2 s, then syncs for real.
+  writeFileSync(
+    join(bin, 'sync'),
+    `#!/bin/sh\ni=0; while [ ! -f ${f.dataDir}/postmaster.pid ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n` +
+      `[ -f ${f.dataDir}/postmaster.pid ] && echo overlap >> ${marks}\nsleep 2\n/bin/sync "$@"\necho "end $(date +%s%3N)" >> ${marks}\n`,
+  );
+  chmodSync(join(bin, 'sync'), 0o755);
+  const path = process.env.PATH;
+  process.env.PATH = `${bin}:${path}`;
+  try {
+    await f.bootstrap();
+  } finally {
+    process.env.PATH = path;
+  }
+  const done = Date.now();
+  const lines = readFileSync(marks, 'utf8').trim().split('\n');
+  assert.equal(lines[0], 'overlap', 'the server was started while the sync ran');
+  const end = Number(/^end (\d+)$/.exec(lines[1] ?? '')?.[1]);
+  assert.ok(end > 0 && done >= end, `bootstrap returned at ${done}, the sync ended at ${end}`);
+  await f.stop('fast', 30_000);
+});
