@@ -39,7 +39,6 @@ export async function runDaemon(config: DaemonConfig, log: Logger, opts: DaemonO
   const dynamic = dynamicFrom(null);
   const store = await createStore(config, dynamic, clock, log);
   const pg = new LocalPostgres({ config, dynamic, log: log.child({ component: 'postgres' }), clock });
-  pg.prefetchToolsMajor();
   // The watchdog's timeout follows the dynamic ttl/loop_wait the loop runs with (read only once the loop exists).
   const watchdogConfig = watchdogSettings(config.watchdog, log);
   const timing = (): { ttl: number; loop_wait: number } => ({ ttl: loop.view.dynamic.ttl, loop_wait: loop.view.dynamic.loop_wait });

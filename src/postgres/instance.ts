@@ -624,6 +624,8 @@ export class LocalPostgres implements PostgresControl {
     const sync = fastSyncArgs(options);
     const args = ['-D', this.dataDir, '-h', from.host, '-p', String(from.port), '-U', repl.username, '-X', 'stream', '-c', 'fast', '--no-password', ...sync.args, ...options];
     this.log.info({ from: `${from.host}:${from.port}`, options }, 'running pg_basebackup');
+    // The copy's first start needs the version of our programs: asked meanwhile, not after the copy.
+    this.toolsMajor().catch(() => undefined);
     const r = await this.run('pg_basebackup', args, 24 * 3600_000, { PGPASSWORD: repl.password ?? '', PGAPPNAME: this.cfg.name });
     if (r.code !== 0) {
       // The directory was empty before (checked above): whatever is in it now is pg_basebackup's partial copy.
@@ -636,8 +638,7 @@ export class LocalPostgres implements PostgresControl {
 
   /**
    * The major version of the PostgreSQL programs in our bin dir (`initdb --version`), asked once; a failure
-   * is asked again next time. The daemon asks at start (prefetchToolsMajor), so that a new replica's first
-   * start, which needs it for its sync setting, does not wait for it.
+   * is asked again next time.
    */
   private toolsMajor(): Promise<number> {
     if (this.binMajor === null) {
@@ -652,10 +653,6 @@ export class LocalPostgres implements PostgresControl {
       this.binMajor = asked;
     }
     return this.binMajor;
-  }
-
-  prefetchToolsMajor(): void {
-    this.toolsMajor().catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'cannot tell the version of the PostgreSQL programs yet'));
   }
 
   /** A fresh data dir copied or created with --no-sync is made durable with one syncfs of its file system. */
@@ -760,21 +757,20 @@ export class LocalPostgres implements PostgresControl {
   }
 
   private async untilReadyOrExit(exited: Promise<RunResult>, deadline: number): Promise<RunResult | 'ready' | 'timeout'> {
-    let result: RunResult | null = null;
-    let failed: unknown = null;
+    const outcome = exited.catch((e: unknown) => {
+      throw new PostgresError(`cannot start postgres: ${errorMessage(e)}`);
+    });
     let settled = false;
-    const watch = exited.then(
-      (r) => (result = r),
-      (e: unknown) => (failed = e ?? new Error('cannot start postgres')),
+    const watch = outcome.then(
+      () => (settled = true),
+      () => (settled = true),
     );
-    void watch.then(() => (settled = true));
     while (!settled) {
       if (postmasterReady(this.dataDir)) return 'ready';
       if (this.clock.now() > deadline) return 'timeout';
       await Promise.race([watch, this.clock.sleep(READY_POLL_MS)]);
     }
-    if (failed !== null) throw new PostgresError(`cannot start postgres: ${errorMessage(failed)}`);
-    return result!;
+    return outcome;
   }
 
   private logTail(from = 0): string {

@@ -71,7 +71,7 @@ export function spawnServer(bin: string, args: readonly string[], logFile: strin
     child.unref();
     const exited = new Promise<RunResult>((resolve, reject) => {
       child.on('error', reject);
-      child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? null : 0), stdout: '', stderr: signal ? `killed by ${signal}` : '', timedOut: false }));
+      child.on('exit', (code, signal) => resolve({ code, stdout: '', stderr: signal ? `killed by ${signal}` : '', timedOut: false }));
     });
     return { pid: child.pid, exited };
   } finally {

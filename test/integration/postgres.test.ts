@@ -475,7 +475,8 @@ test("bootstrap: initdb's output is synced while the server starts, and the boot
   const marks = join(root, 'sync-marks');
   writeFileSync(marks, '');
   chmodSync(marks, 0o666);
-  // A `sync` that first waits (bounded) for the server to exist, then takes 2 s, then syncs for real.
+  // A `sync` that first waits (bounded) for the server to exist, then takes 2 s, then syncs for real. The 2 s
+  // are not a wait for anything: a bootstrap that did not await the sync would return within them, and fail.
   writeFileSync(
     join(bin, 'sync'),
     `#!/bin/sh\ni=0; while [ ! -f ${f.dataDir}/postmaster.pid ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n` +
