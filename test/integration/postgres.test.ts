@@ -343,8 +343,10 @@ test('the postmaster runs in its own session (like pg_ctl start); a start that f
   const sessionOf = (p: number) => Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]);
   assert.equal(sessionOf(pid), pid, 'a signal to the daemon\'s session or process group does not reach the server');
   await a.stop('fast', 30_000);
-  // Someone else on the server's port: PostgreSQL cannot bind and exits.
-  const holder = net.createServer();
+  // Someone else on the server's port: PostgreSQL cannot bind and exits. b streams from a and its WAL
+  // receiver, retrying, may connect to the holder meanwhile: it gets hung up on at once (were it kept
+  // open, without a connect_timeout it would wait for an answer, and close() for it, forever).
+  const holder = net.createServer((s) => s.destroy());
   await new Promise<void>((resolve) => holder.listen(conn(a).port, '127.0.0.1', resolve));
   try {
     await assert.rejects(a.start({ upstream: null, timeoutMs: 30_000 }), /postgresql failed to start \(exit 1\): .*could not (bind IPv4 address|create any TCP\/IP sockets)/);
