@@ -3,7 +3,7 @@
  * keys, so the two cannot drift apart: an object schema names its keys; an object with a catch-all
  * (tags, kubernetes) and any non-object schema (records, lists, scalars) accept whatever is below.
  */
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { isObj, type Obj } from './values.js';
 
 type Schema = z.core.$ZodType;

@@ -9,7 +9,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { ConfigError, errorMessage } from '../util/errors.js';
 import { INTERPRETED_DYNAMIC_KEYS, INTERPRETED_DYNAMIC_PG_KEYS, interpretDynamic } from './dynamic.js';
 import { environmentConfig } from './env.js';

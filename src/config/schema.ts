@@ -8,11 +8,23 @@
  * passwords that YAML read as numbers.
  */
 import { isIP } from 'node:net';
-import { z } from 'zod';
+// zod/mini: the same checks as zod's classic API in a tree-shakable form; the classic one (all of it,
+// locales included) cost every daemon some 5 MB of memory for a file read once.
+import * as z from 'zod/mini';
 import { interpretDynamic } from './dynamic.js';
 import { joinHostPort, parseWatchdogMode, show, splitHostPort, toBool, toInt, validPort } from './values.js';
 
-type Ctx = z.core.$RefinementCtx;
+/** What our conversions report problems through (zod's classic transform context, cut to what we use). */
+interface Ctx {
+  addIssue(issue: { code: 'custom'; message: string; path?: PropertyKey[] }): void;
+}
+
+/** A conversion that may report problems (zod/mini's transform gives only the issue list). */
+function convert<I, O>(fn: (v: I, ctx: Ctx) => O) {
+  return z.transform<I, O>((v, payload) =>
+    fn(v, { addIssue: ({ message, path }) => payload.issues.push({ code: 'custom', message, input: v, path: path ?? [] }) }),
+  );
+}
 
 /** The wording every type error uses: "required" when absent, else what was expected and what came. */
 function expected(what: string) {
@@ -20,32 +32,32 @@ function expected(what: string) {
 }
 
 const str = z.string({ error: expected('a string') });
-const nonEmpty = str.min(1, { error: 'must not be empty' });
+const nonEmpty = str.check(z.minLength(1, { error: 'must not be empty' }));
 /** Secrets and names that YAML may have read as numbers (`password: 1234`): Patroni formats them as text. */
-const text = z.union([z.string(), z.number()], { error: expected('a string') }).transform(String);
+const text = z.pipe(z.union([z.string(), z.number()], { error: expected('a string') }), z.transform(String));
 const stringList = z.array(str, { error: expected('a list of strings') });
 
 /** Patroni's parse_bool (utils.py): true/false, on/off, yes/no, 1/0, in any case. */
-export const patroniBool = z.unknown().transform((v, ctx) => {
+export const patroniBool = convert((v: unknown, ctx) => {
   const b = toBool(v);
   if (b === null) ctx.addIssue({ code: 'custom', message: expected('a boolean')({ input: v }) });
   return b ?? false;
 });
 
-const integer = z.unknown().transform((v, ctx) => {
+const integer = convert((v: unknown, ctx) => {
   const n = typeof v === 'boolean' ? null : toInt(v);
   if (n === null) ctx.addIssue({ code: 'custom', message: expected('an integer')({ input: v }) });
   return n ?? 0;
 });
 
-const port = integer.refine(validPort, { error: (i) => `port must be from 1 to 65535, got ${show(i.input)}` });
+const port = integer.check(z.refine(validPort, { error: (i) => `port must be from 1 to 65535, got ${show(i.input)}` }));
 
 /**
  * "host:port" (validator.py `validate_host_port`). `multi` allows "h1,h2:port" and "*:port", as
  * postgresql.listen does (it becomes listen_addresses).
  */
 function hostPort(multi: boolean) {
-  return z.unknown().transform((v, ctx) => {
+  return convert((v: unknown, ctx) => {
     if (typeof v !== 'string' && typeof v !== 'number') {
       ctx.addIssue({ code: 'custom', message: expected('"host:port"')({ input: v }) });
       return '';
@@ -66,12 +78,14 @@ function hostPort(multi: boolean) {
  * validator refuses "*", "0.0.0.0" too; loopback stays allowed here, for clusters on one machine).
  */
 function connectAddress() {
-  return hostPort(false).superRefine((s, ctx) => {
-    const host = splitHostPort(s)?.host;
-    if (host === '*' || host === '0.0.0.0' || host === '::') {
-      ctx.addIssue({ code: 'custom', message: `must be an address others can connect to, not the wildcard ${show(host)} (that is for listen)` });
-    }
-  });
+  return hostPort(false).check(
+    z.superRefine((s, ctx) => {
+      const host = splitHostPort(s)?.host;
+      if (host === '*' || host === '0.0.0.0' || host === '::') {
+        ctx.addIssue({ code: 'custom', message: `must be an address others can connect to, not the wildcard ${show(host)} (that is for listen)` });
+      }
+    }),
+  );
 }
 
 function validHosts(hostPart: string, multi: boolean): boolean {
@@ -87,9 +101,10 @@ function validHost(h: string): boolean {
 }
 
 /** A scalar written into a config file of another program (initdb options, labels): kept as text. */
-const scalarText = z
-  .union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean') })
-  .transform(String);
+const scalarText = z.pipe(
+  z.union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean') }),
+  z.transform(String),
+);
 
 const pgParam = z.union([z.string(), z.number(), z.boolean()], { error: expected('a string, number or boolean') });
 
@@ -105,19 +120,17 @@ const toolOption = z.union([str, z.record(z.string(), scalarText)], {
 export const ETCD_DEFAULT_PORT = 2379;
 
 const etcd3Input = z.object({
-  host: text.optional(),
-  hosts: z
-    .union([z.string(), z.array(text)], { error: expected('a list of "host:port" or a comma-separated string') })
-    .optional(),
-  port: port.optional(),
-  url: str.optional(),
-  protocol: z.enum(['http', 'https'], { error: expected('"http" or "https"') }).optional(),
-  username: text.optional(),
-  password: text.optional(),
+  host: z.optional(text),
+  hosts: z.optional(z.union([z.string(), z.array(text)], { error: expected('a list of "host:port" or a comma-separated string') })),
+  port: z.optional(port),
+  url: z.optional(str),
+  protocol: z.optional(z.enum(['http', 'https'], { error: expected('"http" or "https"') })),
+  username: z.optional(text),
+  password: z.optional(text),
   /** TLS (Patroni's etcd `cacert`, `cert`, `key`): the CA to verify etcd with, our client certificate and key. */
-  cacert: str.optional(),
-  cert: str.optional(),
-  key: str.optional(),
+  cacert: z.optional(str),
+  cert: z.optional(str),
+  key: z.optional(str),
 });
 
 type Etcd3Input = z.output<typeof etcd3Input>;
@@ -185,22 +198,22 @@ function fromEtcdUrl(url: string, ctx: Ctx): Omit<Etcd3Settings, 'username' | 'p
 // kubernetes: the keys DESIGN.md §3 promises are checked (validator.py), the rest is kept as given.
 
 const kubernetes = z.looseObject({
-  namespace: str.optional(),
+  namespace: z.optional(str),
   /** Required: Patroni's kubernetes.py reads `config['labels']` unconditionally. */
   labels: z.record(z.string(), scalarText, { error: expected('a mapping of label to value') }),
-  scope_label: str.optional(),
-  role_label: str.optional(),
-  use_endpoints: patroniBool.optional(),
-  bypass_api_service: patroniBool.optional(),
-  pod_ip: str.refine((ip) => isIP(ip) !== 0, { error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}` }).optional(),
-  ports: z.array(z.object({ name: str, port }), { error: expected('a list of {name, port}') }).optional(),
-  retriable_http_codes: z.union([integer, z.array(integer)]).optional(),
-  context: str.optional(),
-  cacert: str.optional(),
+  scope_label: z.optional(str),
+  role_label: z.optional(str),
+  use_endpoints: z.optional(patroniBool),
+  bypass_api_service: z.optional(patroniBool),
+  pod_ip: z.optional(str.check(z.refine((ip) => isIP(ip) !== 0, { error: (i) => `expected an IPv4 or IPv6 address, got ${show(i.input)}` }))),
+  ports: z.optional(z.array(z.object({ name: str, port }), { error: expected('a list of {name, port}') })),
+  retriable_http_codes: z.optional(z.union([integer, z.array(integer)])),
+  context: z.optional(str),
+  cacert: z.optional(str),
   /** Patroni 4: the role label's values (3.0.2 wrote master/replica). */
-  leader_label_value: str.optional(),
-  follower_label_value: str.optional(),
-  standby_leader_label_value: str.optional(),
+  leader_label_value: z.optional(str),
+  follower_label_value: z.optional(str),
+  standby_leader_label_value: z.optional(str),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -211,24 +224,26 @@ const kubernetes = z.looseObject({
  * the keys the daemon interprets are type-checked now, with the very reader used for the stored
  * config later: a typo then stops the first start instead of silently becoming a default.
  */
-const bootstrapDcs = z.record(z.string(), z.unknown(), { error: expected('a mapping') }).superRefine((d, ctx) => {
-  for (const p of interpretDynamic(d).problems) ctx.addIssue({ code: 'custom', path: p.path.split('.'), message: p.reason });
-});
+const bootstrapDcs = z.record(z.string(), z.unknown(), { error: expected('a mapping') }).check(
+  z.superRefine((d, ctx) => {
+    for (const p of interpretDynamic(d).problems) ctx.addIssue({ code: 'custom', path: p.path.split('.'), message: p.reason });
+  }),
+);
 
 const bootstrap = z.object({
-  dcs: bootstrapDcs.default({}),
-  initdb: z.array(toolOption, { error: expected('a list of options') }).default([]),
-  pg_hba: stringList.optional(),
-  users: z
-    .record(z.string(), z.object({ password: text.optional(), options: stringList.optional() }), {
+  dcs: z._default(bootstrapDcs, {}),
+  initdb: z._default(z.array(toolOption, { error: expected('a list of options') }), []),
+  pg_hba: z.optional(stringList),
+  users: z.optional(
+    z.record(z.string(), z.object({ password: z.optional(text), options: z.optional(stringList) }), {
       error: expected('a mapping of user name to {password, options}'),
-    })
-    .optional(),
+    }),
+  ),
   /** Script run after initdb with a connection string to the new primary (Patroni's post_bootstrap / post_init). */
-  post_bootstrap: text.optional(),
-  post_init: text.optional(),
+  post_bootstrap: z.optional(text),
+  post_init: z.optional(text),
   /** A custom bootstrap: the name of the `bootstrap.<method>` section to run instead of initdb. */
-  method: text.optional(),
+  method: z.optional(text),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -237,52 +252,59 @@ const bootstrap = z.object({
 /** The connection keys Patroni keeps from an authentication entry (config.py `_AUTH_ALLOWED_PARAMETERS`). */
 const credentials = z.object({
   username: text,
-  password: text.optional(),
-  sslmode: str.optional(),
-  sslcert: str.optional(),
-  sslkey: str.optional(),
-  sslpassword: text.optional(),
-  sslrootcert: str.optional(),
-  sslcrl: str.optional(),
-  sslcrldir: str.optional(),
-  gssencmode: str.optional(),
-  channel_binding: str.optional(),
+  password: z.optional(text),
+  sslmode: z.optional(str),
+  sslcert: z.optional(str),
+  sslkey: z.optional(str),
+  sslpassword: z.optional(text),
+  sslrootcert: z.optional(str),
+  sslcrl: z.optional(str),
+  sslcrldir: z.optional(str),
+  gssencmode: z.optional(str),
+  channel_binding: z.optional(str),
 });
 
-const createReplicaMethods = z
-  .union([stringList, z.string().transform((m) => splitList(m))], { error: expected('a list of method names') })
-  .default(['basebackup']);
+const createReplicaMethods = z._default(
+  z.union([stringList, z.pipe(z.string(), z.transform((m) => splitList(m)))], { error: expected('a list of method names') }),
+  ['basebackup'],
+);
 
 const postgresql = z.object({
   listen: hostPort(true),
-  connect_address: connectAddress().optional(),
+  connect_address: z.optional(connectAddress()),
   data_dir: nonEmpty,
-  bin_dir: str.optional(),
-  config_dir: str.optional(),
-  pgpass: str.optional(),
-  authentication: z.object({ superuser: credentials, replication: credentials, rewind: credentials.optional() }),
-  parameters: z.record(z.string(), pgParam, { error: expected('a mapping') }).default({}),
-  pg_hba: stringList.optional(),
-  use_pg_rewind: patroniBool.optional(),
-  remove_data_directory_on_rewind_failure: patroniBool.default(false),
-  remove_data_directory_on_diverged_timelines: patroniBool.default(false),
+  bin_dir: z.optional(str),
+  config_dir: z.optional(str),
+  pgpass: z.optional(str),
+  authentication: z.object({ superuser: credentials, replication: credentials, rewind: z.optional(credentials) }),
+  parameters: z._default(z.record(z.string(), pgParam, { error: expected('a mapping') }), {}),
+  pg_hba: z.optional(stringList),
+  use_pg_rewind: z.optional(patroniBool),
+  remove_data_directory_on_rewind_failure: z._default(patroniBool, false),
+  remove_data_directory_on_diverged_timelines: z._default(patroniBool, false),
   create_replica_methods: createReplicaMethods,
-  basebackup: z
-    .union([z.array(toolOption), z.record(z.string(), scalarText)], { error: expected('a list of options or a mapping') })
-    .optional(),
+  basebackup: z.optional(
+    z.union([z.array(toolOption), z.record(z.string(), scalarText)], { error: expected('a list of options or a mapping') }),
+  ),
   /** Patroni's callbacks: a command per action, run as `<command> <action> <role> <scope>`. */
-  callbacks: z
-    .object({ on_start: text.optional(), on_stop: text.optional(), on_restart: text.optional(), on_reload: text.optional(), on_role_change: text.optional() })
-    .optional(),
+  callbacks: z.optional(
+    z.object({
+      on_start: z.optional(text),
+      on_stop: z.optional(text),
+      on_restart: z.optional(text),
+      on_reload: z.optional(text),
+      on_role_change: z.optional(text),
+    }),
+  ),
   /** Fencing script run before a promotion; a non-zero exit cancels it. */
-  pre_promote: text.optional(),
+  pre_promote: z.optional(text),
 });
 
 // ---------------------------------------------------------------------------------------------
 // REST API TLS, ctl, log
 
 /** restapi.verify_client, in any case (Patroni lower-cases it). */
-const verifyClient = z.unknown().transform((v, ctx) => {
+const verifyClient = convert((v: unknown, ctx) => {
   const m = typeof v === 'string' ? v.toLowerCase() : v;
   if (m === 'none' || m === 'optional' || m === 'required') return m;
   ctx.addIssue({ code: 'custom', message: `expected none, optional or required, got ${show(v)}` });
@@ -291,17 +313,17 @@ const verifyClient = z.unknown().transform((v, ctx) => {
 
 /** The `ctl:` section (patroni/request.py): TLS and credentials for requests to members' REST APIs. */
 const ctl = z.object({
-  insecure: patroniBool.optional(),
-  cacert: str.optional(),
-  certfile: str.optional(),
-  keyfile: str.optional(),
-  keyfile_password: text.optional(),
-  authentication: z.object({ username: text, password: text }).optional(),
+  insecure: z.optional(patroniBool),
+  cacert: z.optional(str),
+  certfile: z.optional(str),
+  keyfile: z.optional(str),
+  keyfile_password: z.optional(text),
+  authentication: z.optional(z.object({ username: text, password: text })),
 });
 
 /** Python logging level names as Patroni takes them (log.level), in any case. */
 export const LOG_LEVELS = ['DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL'] as const;
-const logLevel = z.unknown().transform((v, ctx) => {
+const logLevel = convert((v: unknown, ctx) => {
   const l = typeof v === 'string' ? v.toUpperCase() : '';
   if ((LOG_LEVELS as readonly string[]).includes(l)) return l;
   ctx.addIssue({ code: 'custom', message: `expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}` });
@@ -315,52 +337,52 @@ export const daemonSchema = z.object({
   scope: nonEmpty,
   name: nonEmpty,
   /** Patroni's default prefix of every store key (dcs/__init__.py: '/service/'). */
-  namespace: str.default('/service/'),
+  namespace: z._default(str, '/service/'),
   restapi: z.object({
     listen: hostPort(false),
-    connect_address: connectAddress().optional(),
-    authentication: z.object({ username: text, password: text }).optional(),
-    certfile: str.optional(),
-    keyfile: str.optional(),
+    connect_address: z.optional(connectAddress()),
+    authentication: z.optional(z.object({ username: text, password: text })),
+    certfile: z.optional(str),
+    keyfile: z.optional(str),
     /** The passphrase of an encrypted keyfile. */
-    keyfile_password: text.optional(),
+    keyfile_password: z.optional(text),
     /** CA certificates that client certificates must chain to (verify_client). */
-    cafile: str.optional(),
+    cafile: z.optional(str),
     /** OpenSSL cipher list for the REST API's TLS. */
-    ciphers: str.optional(),
+    ciphers: z.optional(str),
     /** Patroni's client certificate rule: required for every request, optional (required for unsafe methods), none. */
-    verify_client: verifyClient.optional(),
+    verify_client: z.optional(verifyClient),
   }),
   /** How this member (and `ctl`) talks to members' REST APIs: Patroni's PatroniRequest, falling back to restapi.*. */
-  ctl: ctl.optional(),
+  ctl: z.optional(ctl),
   /** Logging: the level only (Patroni's other log keys are warned about). */
-  log: z.object({ level: logLevel.optional() }).optional(),
-  etcd3: etcd3Input.transform(normaliseEtcd3).optional(),
-  kubernetes: kubernetes.optional(),
-  bootstrap: bootstrap.default({ dcs: {}, initdb: [] }),
+  log: z.optional(z.object({ level: z.optional(logLevel) })),
+  etcd3: z.optional(z.pipe(etcd3Input, convert(normaliseEtcd3))),
+  kubernetes: z.optional(kubernetes),
+  bootstrap: z._default(bootstrap, { dcs: {}, initdb: [] }),
   postgresql,
   /** Patroni publishes tags as given, unknown ones included (__main__.py `get_tags`). */
-  tags: z
-    .looseObject({
-      nofailover: patroniBool.optional(),
-      noloadbalance: patroniBool.optional(),
-      clonefrom: patroniBool.optional(),
-      nosync: patroniBool.optional(),
-      replicatefrom: str.optional(),
-    })
-    .default({}),
+  tags: z._default(
+    z.looseObject({
+      nofailover: z.optional(patroniBool),
+      noloadbalance: z.optional(patroniBool),
+      clonefrom: z.optional(patroniBool),
+      nosync: z.optional(patroniBool),
+      replicatefrom: z.optional(str),
+    }),
+    {},
+  ),
   /** Patroni's watchdog (patroni/watchdog/base.py): mode off|automatic|required (and aliases), default automatic. */
-  watchdog: z
-    .object({
-      mode: z
-        .unknown()
-        .refine((v) => parseWatchdogMode(v) !== null, { error: (i) => `expected off, automatic or required, got ${show(i.input)}` })
-        .optional(),
-      device: str.optional(),
-      safety_margin: integer.optional(),
-      driver: z.enum(['default', 'testing'], { error: expected('default or testing') }).optional(),
-    })
-    .optional(),
+  watchdog: z.optional(
+    z.object({
+      mode: z.optional(
+        z.unknown().check(z.refine((v) => parseWatchdogMode(v) !== null, { error: (i) => `expected off, automatic or required, got ${show(i.input)}` })),
+      ),
+      device: z.optional(str),
+      safety_margin: z.optional(integer),
+      driver: z.optional(z.enum(['default', 'testing'], { error: expected('default or testing') })),
+    }),
+  ),
 });
 
 export type DaemonConfigInput = z.input<typeof daemonSchema>;
