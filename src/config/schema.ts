@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 // locales included) cost every daemon some 5 MB of memory for a file read once.
 import * as z from 'zod/mini';
 import { interpretDynamic } from './dynamic.js';
+import type { Etcd3Settings } from './types.js';
 import { joinHostPort, parseWatchdogMode, show, splitHostPort, toBool, toInt, validPort } from './values.js';
 
 /** What our conversions report problems through (zod's classic transform context, cut to what we use). */
@@ -134,15 +135,6 @@ const etcd3Input = z.object({
 });
 
 type Etcd3Input = z.output<typeof etcd3Input>;
-export interface Etcd3Settings {
-  hosts: string[];
-  protocol?: 'http' | 'https';
-  username?: string;
-  password?: string;
-  cacert?: string;
-  cert?: string;
-  key?: string;
-}
 
 /**
  * One list of "host:port". Patroni's precedence (dcs/etcd.py `get_etcd_client`): `url` over `hosts`

@@ -75,16 +75,7 @@ export interface DaemonConfig {
     authentication?: { username: string; password: string };
   };
   log?: { level?: string };
-  etcd3?: {
-    hosts: string[];
-    protocol?: 'http' | 'https';
-    username?: string;
-    password?: string;
-    /** TLS: CA file to verify etcd, our client certificate and key (the key may be inside the cert file). */
-    cacert?: string;
-    cert?: string;
-    key?: string;
-  };
+  etcd3?: Etcd3Settings;
   kubernetes?: Record<string, unknown>;
   /** Patroni's `watchdog:` section as given (src/ha/watchdog.ts reads it). */
   watchdog?: Record<string, unknown>;
@@ -149,3 +140,15 @@ export const DYNAMIC_DEFAULTS = {
   max_timelines_history: 0,
   failsafe_mode: false,
 } as const;
+
+/** How to reach etcd: one list of "host:port", credentials and TLS files (the daemon's and ctl's). */
+export interface Etcd3Settings {
+  hosts: string[];
+  protocol?: 'http' | 'https';
+  username?: string;
+  password?: string;
+  /** TLS: CA file to verify etcd, our client certificate and key (the key may be inside the cert file). */
+  cacert?: string;
+  cert?: string;
+  key?: string;
+}

@@ -6,6 +6,7 @@
  * a plain etcd client. Every call is bounded by `retryTimeout`.
  */
 import { Etcd3 } from 'etcd3';
+import type { Etcd3Settings } from '../config/types.js';
 import { KEYS, clusterPrefix, serializeFailover } from '../dcs/codec.js';
 import { Etcd3Store, etcdCredentials } from '../dcs/etcd.js';
 import type { Cluster } from '../dcs/types.js';
@@ -13,15 +14,8 @@ import { systemClock } from '../util/clock.js';
 import { DcsError, errorMessage } from '../util/errors.js';
 import { silentLogger } from '../util/log.js';
 
-export interface EtcdSettings {
-  hosts: string[];
-  protocol?: 'http' | 'https';
-  username?: string;
-  password?: string;
-  cacert?: string;
-  cert?: string;
-  key?: string;
-}
+/** How ctl reaches etcd: the daemon's etcd3 settings. */
+export type EtcdSettings = Etcd3Settings;
 
 export interface CtlStore {
   load(): Promise<Cluster>;

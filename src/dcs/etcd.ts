@@ -23,6 +23,7 @@ import {
   type IRequestOp,
   type Watcher,
 } from 'etcd3';
+import type { Etcd3Settings } from '../config/types.js';
 import type { Clock } from '../util/clock.js';
 import { ConfigError, DcsError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -42,16 +43,11 @@ import {
 } from './codec.js';
 import type { Cluster, ClusterStatus, DcsStore, FailsafeTopology, HistoryEntry, MemberData, SyncValue } from './types.js';
 
-export interface Etcd3StoreOptions {
-  /** `host:port` or `http(s)://host:port`. */
-  hosts: string[];
-  protocol?: 'http' | 'https';
-  username?: string;
-  password?: string;
-  /** TLS files (Patroni's etcd3 cacert, cert, key); https is used when the protocol or a host URL says so. */
-  cacert?: string;
-  cert?: string;
-  key?: string;
+/**
+ * `hosts`: `host:port` or `http(s)://host:port`; TLS files (Patroni's etcd3 cacert, cert, key): https is
+ * used when the protocol or a host URL says so.
+ */
+export interface Etcd3StoreOptions extends Etcd3Settings {
   namespace: string;
   scope: string;
   name: string;
