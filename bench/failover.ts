@@ -15,17 +15,17 @@
  *
  * A script, not a test: it asserts nothing and its numbers are printed, not compared to thresholds.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { postmasterPid, signalMember, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
+import { postmasterPid, signalMember, startMember, type LocalState } from '../src/local/cluster.js';
 import { waitForExit } from '../src/util/proc.js';
 import {
   GapWriter,
-  avg,
+  bootstrap,
   clock,
   enginesFrom,
   fmt,
   healthy,
+  idleUsage,
   leaderName,
   log,
   median,
@@ -34,7 +34,9 @@ import {
   teardown,
   waitForPrimary,
   waitUntil,
+  usageLine,
   type Engine,
+  type Usage,
 } from './lib.js';
 
 interface Round {
@@ -42,14 +44,6 @@ interface Round {
   newPrimaryS: number;
   lostRows: number;
   rejoinS: number;
-}
-
-interface Usage {
-  rssMB: number;
-  /** Private memory (USS: Private_Clean + Private_Dirty) and proportional set size, from smaps_rollup. */
-  ussMB: number;
-  pssMB: number;
-  cpuPct: number;
 }
 
 interface Result {
@@ -103,17 +97,6 @@ async function bootstrapOnly(engine: Engine): Promise<number> {
   } finally {
     await teardown(dir);
   }
-}
-
-/** Start etcd, then every member at once: seconds from spawning the daemons to a healthy cluster. */
-async function bootstrap(state: LocalState): Promise<number> {
-  await startLocalEtcd(state);
-  const t0 = clock.now();
-  for (const m of state.members) startMember(state, m.name);
-  await healthy(state, 300_000);
-  const s = (clock.now() - t0) / 1000;
-  log(`bootstrap: ${s.toFixed(1)} s`);
-  return s;
 }
 
 async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise<Result> {
@@ -183,37 +166,6 @@ async function failoverRound(state: LocalState): Promise<Round> {
   const rejoinS = (clock.now() - r0) / 1000;
   log(`old primary rejoined after ${rejoinS.toFixed(1)} s`);
   return { writeGapS: writer.maxGapMs / 1000, newPrimaryS, lostRows: lost.length, rejoinS };
-}
-
-function usageLine(u: Usage): string {
-  return `${u.rssMB.toFixed(1)} MB RSS (${u.ussMB.toFixed(1)} private, ${u.pssMB.toFixed(1)} PSS) per daemon, ${u.cpuPct.toFixed(2)} % CPU per daemon`;
-}
-
-/**
- * Average RSS, private memory and PSS (MB) and CPU (% of one core) of the member daemons over an idle
- * window. RSS counts the interpreter's shared file pages (node's 40 MB binary, python's libraries) in
- * full for every daemon; private memory is what each daemon costs on its own.
- */
-async function idleUsage(state: LocalState, ms: number): Promise<Usage> {
-  const pids = state.members.map((m) => m.pid!).filter(Boolean);
-  const ticks = (pid: number) => {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(f[11]) + Number(f[12]);
-  };
-  const before = pids.map(ticks);
-  const t0 = clock.now();
-  await clock.sleep(ms);
-  const elapsed = (clock.now() - t0) / 1000;
-  const after = pids.map(ticks);
-  const hz = 100;
-  const cpu = pids.map((_, i) => ((after[i]! - before[i]!) / hz / elapsed) * 100);
-  const rss = pids.map((pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
-  const rollups = pids.map((pid) => readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  const mb = (text: string, ...keys: string[]): number =>
-    keys.reduce((sum, k) => sum + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0), 0) / 1024;
-  const uss = rollups.map((t) => mb(t, 'Private_Clean', 'Private_Dirty'));
-  const pss = rollups.map((t) => mb(t, 'Pss'));
-  return { rssMB: avg(rss), ussMB: avg(uss), pssMB: avg(pss), cpuPct: avg(cpu) };
 }
 
 /** The highest row id each member other than `old` holds (replayed), by member name. */

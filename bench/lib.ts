@@ -3,11 +3,11 @@
  * waits, and the GapWriter (the "application" whose write gaps and acknowledged commits we measure).
  * Every wait here is bounded in time; nothing here asserts — the benchmarks print what they measured.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import type { ClusterJson } from '../src/api/cluster-json.js';
 import { findBinDir } from '../src/postgres/bin.js';
-import { createLocalCluster, member, type LocalState } from '../src/local/cluster.js';
+import { createLocalCluster, member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
 import { fetchCluster, localDown } from '../src/local/run.js';
 import { systemClock as clock } from '../src/util/clock.js';
 
@@ -250,4 +250,60 @@ export function fmt(v: number | undefined, digits: number): string {
 
 export function log(s: string): void {
   process.stdout.write(`${s}\n`);
+}
+
+/** Start etcd, then every member at once: seconds from spawning the daemons to a healthy cluster. */
+export async function bootstrap(state: LocalState): Promise<number> {
+  await startLocalEtcd(state);
+  const t0 = clock.now();
+  for (const m of state.members) startMember(state, m.name);
+  await healthy(state, 300_000);
+  const s = (clock.now() - t0) / 1000;
+  log(`bootstrap: ${s.toFixed(1)} s`);
+  return s;
+}
+
+/** Memory of one process (MB): RSS, private memory (USS: Private_Clean + Private_Dirty) and PSS, from /proc. */
+export interface Memory {
+  rssMB: number;
+  ussMB: number;
+  pssMB: number;
+}
+
+export interface Usage extends Memory {
+  cpuPct: number;
+}
+
+export function usageLine(u: Usage): string {
+  return `${u.rssMB.toFixed(1)} MB RSS (${u.ussMB.toFixed(1)} private, ${u.pssMB.toFixed(1)} PSS) per daemon, ${u.cpuPct.toFixed(2)} % CPU per daemon`;
+}
+
+/**
+ * RSS counts the interpreter's shared file pages (node's binary, python's libraries) in full for every
+ * process; private memory is what a process costs on its own; PSS shares the rest among those mapping it.
+ */
+export function memoryOf(pid: number): Memory {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const mb = (...keys: string[]): number =>
+    keys.reduce((sum, k) => sum + Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0), 0) / 1024;
+  const rssMB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  return { rssMB, ussMB: mb('Private_Clean', 'Private_Dirty'), pssMB: mb('Pss') };
+}
+
+/** Average memory (memoryOf) and CPU (% of one core) of the member daemons over an idle window. */
+export async function idleUsage(state: LocalState, ms: number): Promise<Usage> {
+  const pids = state.members.map((m) => m.pid!).filter(Boolean);
+  const ticks = (pid: number) => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  const before = pids.map(ticks);
+  const t0 = clock.now();
+  await clock.sleep(ms);
+  const elapsed = (clock.now() - t0) / 1000;
+  const after = pids.map(ticks);
+  const hz = 100;
+  const cpu = pids.map((_, i) => ((after[i]! - before[i]!) / hz / elapsed) * 100);
+  const mem = pids.map(memoryOf);
+  return { rssMB: avg(mem.map((m) => m.rssMB)), ussMB: avg(mem.map((m) => m.ussMB)), pssMB: avg(mem.map((m) => m.pssMB)), cpuPct: avg(cpu) };
 }

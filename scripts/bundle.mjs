@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { BUNDLE_BANNER } from './bundle-banner.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist/bundle');
@@ -43,14 +44,5 @@ await build({
   minifySyntax: true,
   logLevel: 'warning',
   plugins: [etcd3ProtoPath],
-  // CommonJS dependencies call require() and read __dirname/__filename: give each chunk its own.
-  banner: {
-    js: [
-      "import { createRequire as __pgwCreateRequire } from 'node:module';",
-      "import { fileURLToPath as __pgwFileURLToPath } from 'node:url';",
-      'const require = __pgwCreateRequire(import.meta.url);',
-      'const __filename = __pgwFileURLToPath(import.meta.url);',
-      "const __dirname = __pgwFileURLToPath(new URL('.', import.meta.url));",
-    ].join(' '),
-  },
+  banner: { js: BUNDLE_BANNER },
 });

@@ -71,7 +71,7 @@ const BIN = join(packageRoot(), 'bin/pgwarden');
  */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt', '--no-sparkplug', '--no-maglev'];
 // --no-expose-wasm says what --jitless implies, which V8 would otherwise warn about in every daemon's log.
-const ETCD_DAEMON_NODE_FLAGS = [...DAEMON_NODE_FLAGS, '--jitless', '--no-expose-wasm'];
+export const ETCD_DAEMON_NODE_FLAGS = [...DAEMON_NODE_FLAGS, '--jitless', '--no-expose-wasm'];
 
 /** Lay out a new cluster: ports, passwords, dirs and one Patroni-format config per member. */
 export async function createLocalCluster(opts: CreateOptions): Promise<LocalState> {
