@@ -1,9 +1,10 @@
 /**
  * bench/memory — a member daemon's memory against Patroni's on the same machine, and against the floors
  * of the two runtimes. Runs bench/failover's 3-member cluster on each engine and measures its daemons at
- * idle; beside pgwarden's daemons, on the same etcd, two node processes with the daemons' node flags: one
- * doing nothing, and one running only the etcd3 client (bundled as the daemon is, doing a member's store
- * calls each loop_wait: bench/etcd3-probe.ts); beside Patroni's, python3 doing nothing. Prints each
+ * idle; beside pgwarden's daemons, on the same etcd, node processes with the daemons' node flags: one
+ * doing nothing, one running only the etcd3 client (bundled as the daemon is, doing a member's store
+ * calls each loop_wait: bench/etcd3-probe.ts), and one making the same calls as Patroni makes them, JSON
+ * over HTTP/1.1 to etcd's gateway (bench/etcd-gateway-probe.ts); beside Patroni's, python3 doing nothing. Prints each
  * process's RSS, private memory (USS) and PSS, and its RSS as a ratio of Patroni's daemon.
  *
  *   node --import tsx bench/memory.ts [--ttl 20 --loop-wait 1 --retry-timeout 3] [--only pgwarden|patroni] [--idle 30]
@@ -83,17 +84,21 @@ async function main(): Promise<void> {
 
 /** The node floors beside pgwarden's daemons: an empty process and the etcd3 client alone, both with the daemons' flags. */
 async function nodeFloors(state: LocalState, work: string): Promise<Floor[]> {
-  const probe = await bundleProbe(work);
+  const probe = await bundle(work, 'etcd3-probe');
+  const gateway = await bundle(work, 'etcd-gateway-probe');
   const lifetime = String(idleS + 60);
   const node = (extra: string[]) => spawn(process.execPath, [...ETCD_DAEMON_NODE_FLAGS, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   const empty = node(['-e', `setTimeout(() => {}, ${lifetime}000)`]);
-  const client = node([probe, `127.0.0.1:${state.etcd.clientPort}`, '/service/probe/', String(timing.ttl), String(timing.loopWait), lifetime]);
+  const probeArgs = (name: string) => [`127.0.0.1:${state.etcd.clientPort}`, `/service/${name}/`, String(timing.ttl), String(timing.loopWait), lifetime];
+  const client = node([probe, ...probeArgs('probe')]);
+  const json = node([gateway, ...probeArgs('gateway-probe')]);
   const floors = [
     { label: 'node, nothing loaded (daemon flags)', child: empty },
     { label: 'node, only the etcd3 client (daemon flags)', child: client },
+    { label: "node, only etcd's JSON gateway over node:http", child: json },
   ];
   try {
-    await untilWorking(client, 30_000);
+    await Promise.all([untilWorking(client, 30_000), untilWorking(json, 30_000)]);
   } catch (e) {
     for (const f of floors) f.child.kill('SIGKILL');
     throw e;
@@ -101,10 +106,10 @@ async function nodeFloors(state: LocalState, work: string): Promise<Floor[]> {
   return floors;
 }
 
-/** Until the probe says its calls work (its member key read back), at most `ms`. */
+/** Until a probe says its calls work (its member key read back), at most `ms`. */
 function untilWorking(probe: ChildProcess, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the etcd3 probe did not work within ${ms / 1000} s`)), ms);
+    const timer = setTimeout(() => reject(new Error(`a store probe did not work within ${ms / 1000} s`)), ms);
     probe.stdout!.on('data', (d: Buffer) => {
       if (d.toString().includes('working')) {
         clearTimeout(timer);
@@ -113,7 +118,7 @@ function untilWorking(probe: ChildProcess, ms: number): Promise<void> {
     });
     probe.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`the etcd3 probe exited (${code})`));
+      reject(new Error(`a store probe exited (${code})`));
     });
   });
 }
@@ -122,11 +127,11 @@ function pythonFloor(): Floor {
   return { label: 'python3, nothing loaded', child: spawn('python3', ['-c', `import time; time.sleep(${idleS + 60})`], { stdio: 'ignore' }) };
 }
 
-/** bench/etcd3-probe.ts bundled like the daemon (scripts/bundle.mjs), with etcd3's protos where it looks for them. */
-async function bundleProbe(work: string): Promise<string> {
-  const outfile = join(work, 'probe', 'probe.mjs');
+/** bench/<name>.ts bundled like the daemon (scripts/bundle.mjs), with etcd3's protos where it looks for them. */
+async function bundle(work: string, name: string): Promise<string> {
+  const outfile = join(work, 'probe', `${name}.mjs`);
   await build({
-    entryPoints: [join(here, 'etcd3-probe.ts')],
+    entryPoints: [join(here, `${name}.ts`)],
     outfile,
     bundle: true,
     format: 'esm',
