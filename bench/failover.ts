@@ -22,6 +22,7 @@ import {
   GapWriter,
   bootstrap,
   clock,
+  commonOptions,
   enginesFrom,
   fmt,
   healthy,
@@ -32,6 +33,7 @@ import {
   newCluster,
   sql,
   teardown,
+  timingFrom,
   waitForPrimary,
   waitUntil,
   usageLine,
@@ -61,17 +63,14 @@ interface Result {
 
 const { values: args } = parseArgs({
   options: {
-    ttl: { type: 'string', default: '20' },
-    'loop-wait': { type: 'string', default: '1' },
-    'retry-timeout': { type: 'string', default: '3' },
-    only: { type: 'string' },
+    ...commonOptions({ ttl: 20, loopWait: 1, retryTimeout: 3 }),
     idle: { type: 'string', default: '30' },
     'bootstrap-runs': { type: 'string', default: '3' },
     'failover-runs': { type: 'string', default: '1' },
   },
 });
 
-const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
+const timing = timingFrom(args);
 
 async function main(): Promise<void> {
   const engines = enginesFrom(args.only);

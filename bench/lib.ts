@@ -21,6 +21,27 @@ export interface Timing {
   retryTimeout: number;
 }
 
+/** The options every bench takes: `--only` and the cluster's timing, with this bench's defaults. */
+export function commonOptions(defaults: Timing) {
+  return {
+    only: { type: 'string' },
+    ttl: { type: 'string', default: String(defaults.ttl) },
+    'loop-wait': { type: 'string', default: String(defaults.loopWait) },
+    'retry-timeout': { type: 'string', default: String(defaults.retryTimeout) },
+  } as const;
+}
+
+/** The timing given by commonOptions' flags; anything but a positive number ends the bench with a line naming the flag. */
+export function timingFrom(args: { ttl: string; 'loop-wait': string; 'retry-timeout': string }): Timing {
+  const num = (flag: 'ttl' | 'loop-wait' | 'retry-timeout'): number => {
+    const v = Number(args[flag]);
+    if (v > 0) return v;
+    process.stderr.write(`--${flag} must be a positive number of seconds, not ${JSON.stringify(args[flag])}\n`);
+    process.exit(2);
+  };
+  return { ttl: num('ttl'), loopWait: num('loop-wait'), retryTimeout: num('retry-timeout') };
+}
+
 /** `--only pgwarden|patroni` → the engines to run, in the usual order (ours first). */
 export function enginesFrom(only: string | undefined): Engine[] {
   if (only === undefined) return ['pgwarden', 'patroni'];

@@ -18,21 +18,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { BUNDLE_BANNER } from '../scripts/bundle-banner.mjs';
+import { BUNDLE_OPTIONS } from '../scripts/bundle-options.mjs';
 import { ETCD_DAEMON_NODE_FLAGS, type LocalState } from '../src/local/cluster.js';
-import { bootstrap, enginesFrom, fmt, idleUsage, log, memoryOf, newCluster, teardown, type Memory } from './lib.js';
+import { bootstrap, commonOptions, enginesFrom, fmt, idleUsage, log, memoryOf, newCluster, teardown, timingFrom, type Memory } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
-    ttl: { type: 'string', default: '20' },
-    'loop-wait': { type: 'string', default: '1' },
-    'retry-timeout': { type: 'string', default: '3' },
-    only: { type: 'string' },
+    ...commonOptions({ ttl: 20, loopWait: 1, retryTimeout: 3 }),
     idle: { type: 'string', default: '30' },
   },
 });
 
-const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
+const timing = timingFrom(args);
 const idleS = Number(args.idle);
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -131,17 +128,9 @@ function pythonFloor(): Floor {
 async function bundle(work: string, name: string): Promise<string> {
   const outfile = join(work, 'probe', `${name}.mjs`);
   await build({
+    ...BUNDLE_OPTIONS,
     entryPoints: [join(here, `${name}.ts`)],
     outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    legalComments: 'none',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    logLevel: 'warning',
-    banner: { js: BUNDLE_BANNER },
   });
   // etcd3 reads `${__dirname}/../proto/rpc.proto`.
   const require = createRequire(join(here, '..', 'package.json'));

@@ -2,7 +2,9 @@
  * bench/soak — no false failover under load at a short TTL. For each engine (pgwarden, then Debian's
  * Patroni, identical configs): a 3-member cluster at ttl 5 / loop_wait 1 / retry_timeout 2, pgbench
  * writing to the primary and two busy-looping processes hogging both cores, for `--minutes`.
- * Prints the leader changes (timeline switches) seen; the right number is 0.
+ * Prints the leader changes (timeline switches) seen, the right number being 0, and the daemons' RSS
+ * (average of the three) when the load starts, at its end and at its highest, sampled every second: a
+ * daemon that leaks shows it here.
  *
  *   node --import tsx bench/soak.ts [--minutes 10] [--only pgwarden|patroni] [--ttl 5 --loop-wait 1 --retry-timeout 2]
  */
@@ -12,30 +14,51 @@ import { parseArgs } from 'node:util';
 import { findBinDir } from '../src/postgres/bin.js';
 import { member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
 import { fetchCluster } from '../src/local/run.js';
-import { clock, enginesFrom, healthy, leaderIn, log, newCluster, teardown, type Engine } from './lib.js';
+import { avg, clock, commonOptions, enginesFrom, healthy, leaderIn, log, memoryOf, newCluster, teardown, timingFrom, type Engine } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
     minutes: { type: 'string', default: '10' },
-    only: { type: 'string' },
-    ttl: { type: 'string', default: '5' },
-    'loop-wait': { type: 'string', default: '1' },
-    'retry-timeout': { type: 'string', default: '2' },
+    ...commonOptions({ ttl: 5, loopWait: 1, retryTimeout: 2 }),
   },
 });
 
 const bin = findBinDir();
 
-async function main(): Promise<void> {
-  const engines = enginesFrom(args.only);
-  const out: Array<[Engine, number, number]> = [];
-  for (const e of engines) out.push([e, ...(await soak(e))]);
-  log(`\n${'engine'.padEnd(10)}${'leader changes'.padStart(16)}${'pgbench tps'.padStart(14)}`);
-  for (const [e, changes, tps] of out) log(`${e.padEnd(10)}${String(changes).padStart(16)}${tps.toFixed(0).padStart(14)}`);
+const timing = timingFrom(args);
+
+interface Soaked {
+  engine: Engine;
+  changes: number;
+  tps: number;
+  /** Daemon RSS (MB, the members' average) as the load starts, as it ends, and the highest sample. */
+  rss: { start: number; end: number; max: number };
 }
 
-async function soak(engine: Engine): Promise<[number, number]> {
-  const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
+async function main(): Promise<void> {
+  const out: Soaked[] = [];
+  for (const e of enginesFrom(args.only)) out.push(await soak(e));
+  const cols: Array<[string, number]> = [['engine', 10], ['leader changes', 16], ['pgbench tps', 14], ['RSS start (MB)', 16], ['RSS end (MB)', 14], ['RSS max (MB)', 14]];
+  log('\n' + cols.map(([h, w], i) => (i ? h.padStart(w) : h.padEnd(w))).join(''));
+  for (const o of out) {
+    const cells = [o.engine, String(o.changes), o.tps.toFixed(0), o.rss.start.toFixed(1), o.rss.end.toFixed(1), o.rss.max.toFixed(1)];
+    log(cells.map((c, i) => (i ? c.padStart(cols[i]![1]) : c.padEnd(cols[i]![1]))).join(''));
+  }
+}
+
+/** The average RSS (MB) of the member daemons still running. */
+function daemonsRss(state: LocalState): number {
+  const rss = state.members.flatMap((m) => {
+    try {
+      return m.pid ? [memoryOf(m.pid).rssMB] : [];
+    } catch {
+      return []; // gone: the leader changes say what happened
+    }
+  });
+  return rss.length ? avg(rss) : NaN;
+}
+
+async function soak(engine: Engine): Promise<Soaked> {
   const { dir, state } = await newCluster(engine, timing, 'pgwarden-soak');
   const children: ChildProcess[] = [];
   try {
@@ -50,6 +73,7 @@ async function soak(engine: Engine): Promise<[number, number]> {
     for (let i = 0; i < 2; i++) {
       children.push(spawn('timeout', [String(secs), process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
     }
+    const rss = { start: daemonsRss(state), end: NaN, max: 0 };
     const timelines = new Set<number>();
     const leaders = new Set<string>([leader]);
     const end = clock.now() + secs * 1000;
@@ -59,12 +83,15 @@ async function soak(engine: Engine): Promise<[number, number]> {
         if (m.role === 'leader') leaders.add(m.name);
         if (typeof m.timeline === 'number') timelines.add(m.timeline);
       }
+      rss.max = Math.max(rss.max, daemonsRss(state));
       await clock.sleep(1000);
     }
+    rss.end = daemonsRss(state);
+    rss.max = Math.max(rss.max, rss.start, rss.end);
     const tps = await bench.tps;
     const changes = Math.max(timelines.size - 1, leaders.size - 1);
-    log(`${engine}: leader changes ${changes} (leaders seen: ${[...leaders].join(', ')}), pgbench ${tps.toFixed(0)} tps`);
-    return [changes, tps];
+    log(`${engine}: leader changes ${changes} (leaders seen: ${[...leaders].join(', ')}), pgbench ${tps.toFixed(0)} tps, daemon RSS ${rss.start.toFixed(1)} -> ${rss.end.toFixed(1)} MB (max ${rss.max.toFixed(1)})`);
+    return { engine, changes, tps, rss };
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     await teardown(dir);

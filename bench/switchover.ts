@@ -25,6 +25,7 @@ import {
   GapWriter,
   client,
   clock,
+  commonOptions,
   enginesFrom,
   fmt,
   healthy,
@@ -35,6 +36,7 @@ import {
   newCluster,
   sql,
   teardown,
+  timingFrom,
   waitUntil,
   type Engine,
 } from './lib.js';
@@ -62,14 +64,11 @@ interface Result {
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
-    only: { type: 'string' },
-    ttl: { type: 'string', default: '20' },
-    'loop-wait': { type: 'string', default: '1' },
-    'retry-timeout': { type: 'string', default: '3' },
+    ...commonOptions({ ttl: 20, loopWait: 1, retryTimeout: 3 }),
   },
 });
 
-const timing = { ttl: Number(args.ttl), loopWait: Number(args['loop-wait']), retryTimeout: Number(args['retry-timeout']) };
+const timing = timingFrom(args);
 const ROUNDS = Number(args.rounds);
 /** The longest a single round may take, from waiting for a healthy cluster to the writer back on the new primary. */
 const ROUND_MS = 180_000;

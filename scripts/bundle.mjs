@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { BUNDLE_BANNER } from './bundle-banner.mjs';
+import { BUNDLE_OPTIONS } from './bundle-options.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist/bundle');
@@ -33,16 +33,8 @@ const etcd3ProtoPath = {
 
 await build({
   entryPoints: [join(root, 'dist/cli/main.js')],
+  ...BUNDLE_OPTIONS,
   outdir: out,
-  bundle: true,
   splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  legalComments: 'none',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  logLevel: 'warning',
   plugins: [etcd3ProtoPath],
-  banner: { js: BUNDLE_BANNER },
 });

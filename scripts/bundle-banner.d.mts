@@ -1,1 +1,0 @@
-export declare const BUNDLE_BANNER: string;
