@@ -69,7 +69,7 @@ const BIN = join(packageRoot(), 'bin/pgwarden');
  * `--jitless`: 3-4 MB less RSS each (bench/RESULTS.md). It turns WebAssembly off, which the Kubernetes
  * store's client needs, so the shebang cannot carry it; here the store is known.
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt', '--no-sparkplug', '--no-maglev'];
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt', '--no-sparkplug', '--no-maglev', '--optimize-for-size'];
 // --no-expose-wasm says what --jitless implies, which V8 would otherwise warn about in every daemon's log.
 export const ETCD_DAEMON_NODE_FLAGS = [...DAEMON_NODE_FLAGS, '--jitless', '--no-expose-wasm'];
 
