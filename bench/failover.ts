@@ -32,6 +32,7 @@ import {
   median,
   newCluster,
   sql,
+  tableRow,
   teardown,
   timingFrom,
   waitForPrimary,
@@ -204,12 +205,13 @@ function printTable(results: Map<Engine, Result>): void {
   ];
   const a = results.get('pgwarden');
   const b = results.get('patroni');
-  log(`\n${'metric'.padEnd(46)}${'pgwarden'.padStart(12)}${'patroni'.padStart(12)}${'ratio'.padStart(10)}`);
+  const widths = [46, 12, 12, 10];
+  log('\n' + tableRow(['metric', 'pgwarden', 'patroni', 'ratio'], widths));
   for (const [label, get, digits] of rows) {
     const x = a && get(a);
     const y = b && get(b);
     const ratio = x !== undefined && y ? (x / y).toFixed(2) : '-';
-    log(`${label.padEnd(46)}${fmt(x, digits).padStart(12)}${fmt(y, digits).padStart(12)}${ratio.padStart(10)}`);
+    log(tableRow([label, fmt(x, digits), fmt(y, digits), ratio], widths));
   }
   for (const [engine, r] of results) {
     if (r.rounds.length < 2) continue;

@@ -265,6 +265,11 @@ export function avg(xs: number[]): number {
   return xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0;
 }
 
+/** One line of a printed table: the first cell left-aligned, the others right-aligned, each to its width. */
+export function tableRow(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('');
+}
+
 export function fmt(v: number | undefined, digits: number): string {
   return v === undefined || Number.isNaN(v) ? '-' : v.toFixed(digits);
 }

@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { BUNDLE_OPTIONS } from '../scripts/bundle-options.mjs';
-import { ETCD_DAEMON_NODE_FLAGS, type LocalState } from '../src/local/cluster.js';
-import { bootstrap, commonOptions, enginesFrom, fmt, idleUsage, log, memoryOf, newCluster, teardown, timingFrom, type Memory } from './lib.js';
+import { daemonNodeFlags, type LocalState } from '../src/local/cluster.js';
+import { bootstrap, commonOptions, enginesFrom, fmt, idleUsage, log, memoryOf, newCluster, tableRow, teardown, timingFrom, type Memory } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,10 +72,11 @@ async function main(): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  log(`\n${'process, idle'.padEnd(52)}${'RSS MB'.padStart(9)}${'USS MB'.padStart(9)}${'PSS MB'.padStart(9)}${'RSS / Patroni'.padStart(15)}`);
+  const widths = [52, 9, 9, 9, 15];
+  log('\n' + tableRow(['process, idle', 'RSS MB', 'USS MB', 'PSS MB', 'RSS / Patroni'], widths));
   for (const r of rows) {
     const ratio = patroni ? (r.mem.rssMB / patroni).toFixed(2) : '-';
-    log(`${r.label.padEnd(52)}${fmt(r.mem.rssMB, 1).padStart(9)}${fmt(r.mem.ussMB, 1).padStart(9)}${fmt(r.mem.pssMB, 1).padStart(9)}${ratio.padStart(15)}`);
+    log(tableRow([r.label, fmt(r.mem.rssMB, 1), fmt(r.mem.ussMB, 1), fmt(r.mem.pssMB, 1), ratio], widths));
   }
 }
 
@@ -84,7 +85,8 @@ async function nodeFloors(state: LocalState, work: string): Promise<Floor[]> {
   const probe = await bundle(work, 'etcd3-probe');
   const gateway = await bundle(work, 'etcd-gateway-probe');
   const lifetime = String(idleS + 60);
-  const node = (extra: string[]) => spawn(process.execPath, [...ETCD_DAEMON_NODE_FLAGS, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = daemonNodeFlags('etcd');
+  const node = (extra: string[]) => spawn(process.execPath, [...flags, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   const empty = node(['-e', `setTimeout(() => {}, ${lifetime}000)`]);
   const probeArgs = (name: string) => [`127.0.0.1:${state.etcd.clientPort}`, `/service/${name}/`, String(timing.ttl), String(timing.loopWait), lifetime];
   const client = node([probe, ...probeArgs('probe')]);

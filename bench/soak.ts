@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { findBinDir } from '../src/postgres/bin.js';
 import { member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
 import { fetchCluster } from '../src/local/run.js';
-import { avg, clock, commonOptions, enginesFrom, healthy, leaderIn, log, memoryOf, newCluster, teardown, timingFrom, type Engine } from './lib.js';
+import { avg, clock, commonOptions, enginesFrom, healthy, leaderIn, log, memoryOf, newCluster, tableRow, teardown, timingFrom, type Engine } from './lib.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -38,11 +38,10 @@ interface Soaked {
 async function main(): Promise<void> {
   const out: Soaked[] = [];
   for (const e of enginesFrom(args.only)) out.push(await soak(e));
-  const cols: Array<[string, number]> = [['engine', 10], ['leader changes', 16], ['pgbench tps', 14], ['RSS start (MB)', 16], ['RSS end (MB)', 14], ['RSS max (MB)', 14]];
-  log('\n' + cols.map(([h, w], i) => (i ? h.padStart(w) : h.padEnd(w))).join(''));
+  const widths = [10, 16, 14, 16, 14, 14];
+  log('\n' + tableRow(['engine', 'leader changes', 'pgbench tps', 'RSS start (MB)', 'RSS end (MB)', 'RSS max (MB)'], widths));
   for (const o of out) {
-    const cells = [o.engine, String(o.changes), o.tps.toFixed(0), o.rss.start.toFixed(1), o.rss.end.toFixed(1), o.rss.max.toFixed(1)];
-    log(cells.map((c, i) => (i ? c.padStart(cols[i]![1]) : c.padEnd(cols[i]![1]))).join(''));
+    log(tableRow([o.engine, String(o.changes), o.tps.toFixed(0), o.rss.start.toFixed(1), o.rss.end.toFixed(1), o.rss.max.toFixed(1)], widths));
   }
 }
 
@@ -73,7 +72,8 @@ async function soak(engine: Engine): Promise<Soaked> {
     for (let i = 0; i < 2; i++) {
       children.push(spawn('timeout', [String(secs), process.execPath, '-e', 'for(;;){}'], { stdio: 'ignore' }));
     }
-    const rss = { start: daemonsRss(state), end: NaN, max: 0 };
+    const start = daemonsRss(state);
+    const rss = { start, end: NaN, max: start };
     const timelines = new Set<number>();
     const leaders = new Set<string>([leader]);
     const end = clock.now() + secs * 1000;
@@ -87,7 +87,7 @@ async function soak(engine: Engine): Promise<Soaked> {
       await clock.sleep(1000);
     }
     rss.end = daemonsRss(state);
-    rss.max = Math.max(rss.max, rss.start, rss.end);
+    rss.max = Math.max(rss.max, rss.end);
     const tps = await bench.tps;
     const changes = Math.max(timelines.size - 1, leaders.size - 1);
     log(`${engine}: leader changes ${changes} (leaders seen: ${[...leaders].join(', ')}), pgbench ${tps.toFixed(0)} tps, daemon RSS ${rss.start.toFixed(1)} -> ${rss.end.toFixed(1)} MB (max ${rss.max.toFixed(1)})`);

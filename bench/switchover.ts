@@ -35,6 +35,7 @@ import {
   median,
   newCluster,
   sql,
+  tableRow,
   teardown,
   timingFrom,
   waitUntil,
@@ -296,12 +297,13 @@ function printTable(results: Map<Engine, Result>): void {
   const b = results.get('patroni');
   const sa = a ? summary(a) : {};
   const sb = b ? summary(b) : {};
-  log(`\n${'metric'.padEnd(40)}${'pgwarden'.padStart(12)}${'patroni'.padStart(12)}${'ratio'.padStart(10)}`);
+  const widths = [40, 12, 12, 10];
+  log('\n' + tableRow(['metric', 'pgwarden', 'patroni', 'ratio'], widths));
   for (const [label, key, digits, ratio] of rows) {
     const x = sa[key];
     const y = sb[key];
     const r = ratio && x !== undefined && y ? (x / y).toFixed(2) : '-';
-    log(`${label.padEnd(40)}${fmt(x, digits).padStart(12)}${fmt(y, digits).padStart(12)}${r.padStart(10)}`);
+    log(tableRow([label, fmt(x, digits), fmt(y, digits), r], widths));
   }
   for (const [engine, r] of results) if (r.error) log(`${engine} stopped early: ${r.error}`);
 }

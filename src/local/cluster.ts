@@ -65,13 +65,21 @@ export interface CreateOptions {
 
 const BIN = join(packageRoot(), 'bin/pgwarden');
 /**
- * The same V8 settings as bin/pgwarden's shebang (it explains them). On etcd a daemon also runs with
- * `--jitless`: 3-4 MB less RSS each (bench/RESULTS.md). It turns WebAssembly off, which the Kubernetes
- * store's client needs, so the shebang cannot carry it; here the store is known.
+ * The node flags a member's daemon runs with: bin/pgwarden's own, read from its shebang (which explains
+ * them), so the two cannot drift apart. On etcd also `--jitless`: 3-4 MB less RSS each
+ * (bench/RESULTS.md). It turns WebAssembly off, which the Kubernetes store's client needs, so the
+ * shebang cannot carry it; here the store is known. `--no-expose-wasm` says what `--jitless` implies,
+ * which V8 would otherwise warn about in every daemon's log.
  */
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1', '--no-opt', '--no-sparkplug', '--no-maglev', '--optimize-for-size'];
-// --no-expose-wasm says what --jitless implies, which V8 would otherwise warn about in every daemon's log.
-export const ETCD_DAEMON_NODE_FLAGS = [...DAEMON_NODE_FLAGS, '--jitless', '--no-expose-wasm'];
+export function daemonNodeFlags(store: 'etcd' | 'kubernetes'): string[] {
+  const shebang = readFileSync(BIN, 'utf8').split('\n', 1)[0]!;
+  const words = shebang.split(/\s+/);
+  if (words[0] !== '#!/usr/bin/env' || words[1] !== '-S' || words[2] !== 'node') {
+    throw new Error(`${BIN}: expected a first line "#!/usr/bin/env -S node <flags>", found ${JSON.stringify(shebang)}`);
+  }
+  const flags = words.slice(3).filter(Boolean);
+  return store === 'etcd' ? [...flags, '--jitless', '--no-expose-wasm'] : flags;
+}
 
 /** Lay out a new cluster: ports, passwords, dirs and one Patroni-format config per member. */
 export async function createLocalCluster(opts: CreateOptions): Promise<LocalState> {
@@ -209,7 +217,7 @@ export function startMember(state: LocalState, name: string, env: NodeJS.Process
   const out = openSync(m.logFile, 'a');
   if (user) chownSync(m.logFile, user.uid, user.gid);
   const [cmd, args] =
-    state.engine === 'patroni' ? ['patroni', [m.configFile]] : [process.execPath, [...(state.kube ? DAEMON_NODE_FLAGS : ETCD_DAEMON_NODE_FLAGS), BIN, 'daemon', m.configFile]];
+    state.engine === 'patroni' ? ['patroni', [m.configFile]] : [process.execPath, [...daemonNodeFlags(state.kube ? 'kubernetes' : 'etcd'), BIN, 'daemon', m.configFile]];
   const child = spawn(cmd, args, {
     cwd: join(state.dir, m.name),
     detached: true,

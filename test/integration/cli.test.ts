@@ -109,3 +109,17 @@ test('the Kubernetes store under --jitless (no WebAssembly for its HTTP client) 
   assert.match(r.stderr, /^pgwarden: kubernetes: this needs WebAssembly, which node was started without \(--jitless\)/m);
   assert.doesNotMatch(r.stderr, /ReferenceError|internal error/);
 });
+
+test("local's daemons run with bin/pgwarden's own node flags (read from its shebang), plus --jitless on etcd, and node takes them all", async () => {
+  const { daemonNodeFlags } = await import('../../src/local/cluster.js');
+  const kube = daemonNodeFlags('kubernetes');
+  const etcd = daemonNodeFlags('etcd');
+  assert.ok(kube.includes('--max-semi-space-size=1') && kube.includes('--optimize-for-size'), kube.join(' '));
+  assert.deepEqual(etcd, [...kube, '--jitless', '--no-expose-wasm']);
+  for (const flags of [kube, etcd]) {
+    const r = spawnSync(process.execPath, [...flags, '-e', 'process.stdout.write(JSON.stringify(process.execArgv))'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as string[]).slice(0, flags.length), flags);
+    assert.equal(r.stderr, '', 'node warns about none of them');
+  }
+});
