@@ -9,7 +9,9 @@
  *                                       [--bootstrap-runs 3] [--failover-runs 1]
  *
  * Bootstrap time is the median of --bootstrap-runs fresh clusters per engine (it varies run to run by more
- * than the settings change it); the failover part runs on the last of them: --failover-runs rounds of
+ * than the settings change it). A cluster that never gets healthy is counted and printed with its daemons'
+ * last log lines, and another is bootstrapped instead (a third failure ends the bench). The failover part
+ * runs on the last cluster: --failover-runs rounds of
  * kill -9 and rejoin, whose medians are printed (where in the lease a kill lands varies the gap by up to
  * loop_wait). Idle usage is measured right after bootstrap and again after the rounds.
  *
@@ -51,6 +53,8 @@ interface Round {
 
 interface Result {
   bootstrapS: number;
+  /** Bootstraps that did not get healthy within bench/lib's bound (each printed with the daemons' last log lines). */
+  bootstrapFailures: number;
   /** Medians over the failover rounds (lost rows: the sum). */
   writeGapS: number;
   newPrimaryS: number;
@@ -83,53 +87,72 @@ async function main(): Promise<void> {
   printTable(results);
 }
 
+/** Bootstraps that never got healthy are counted and printed, up to this many; one more ends the bench. */
+const MAX_BOOTSTRAP_FAILURES = 2;
+
+interface Bootstraps {
+  seconds: number[];
+  failures: number;
+}
+
 async function runOne(engine: Engine): Promise<Result> {
-  const earlier: number[] = [];
-  for (let i = 1; i < Number(args['bootstrap-runs']); i++) earlier.push(await bootstrapOnly(engine));
-  return failoverRun(engine, earlier);
-}
-
-/** A fresh cluster bootstrapped and torn down: seconds from spawning the daemons to a healthy cluster. */
-async function bootstrapOnly(engine: Engine): Promise<number> {
-  const { dir, state } = await newCluster(engine, timing);
-  try {
-    return await bootstrap(state);
-  } finally {
-    await teardown(dir);
-  }
-}
-
-async function failoverRun(engine: Engine, earlierBootstraps: number[]): Promise<Result> {
-  const { dir, state } = await newCluster(engine, timing);
-  try {
-    const lastBootstrap = await bootstrap(state);
-    const bootstrapS = median([...earlierBootstraps, lastBootstrap]);
-
-    const fresh = await idleUsage(state, Number(args.idle) * 1000);
-    log(`idle after bootstrap: ${usageLine(fresh)}`);
-
-    const rounds: Round[] = [];
-    const n = Number(args['failover-runs']);
-    for (let i = 1; i <= n; i++) {
-      log(`-- failover ${i} of ${n}`);
-      rounds.push(await failoverRound(state));
+  const bootstraps: Bootstraps = { seconds: [], failures: 0 };
+  for (let i = 1; i < Number(args['bootstrap-runs']); i++) {
+    const { dir, state } = await newCluster(engine, timing);
+    try {
+      await countedBootstrap(state, bootstraps);
+    } finally {
+      await teardown(dir);
     }
-    const settled = await idleUsage(state, Number(args.idle) * 1000);
-    log(`idle after the failovers: ${usageLine(settled)}`);
-    const med = (k: keyof Round) => median(rounds.map((r) => r[k]));
-    return {
-      bootstrapS,
-      writeGapS: med('writeGapS'),
-      newPrimaryS: med('newPrimaryS'),
-      lostRows: rounds.reduce((sum, r) => sum + r.lostRows, 0),
-      rejoinS: med('rejoinS'),
-      rounds,
-      fresh,
-      settled,
-    };
-  } finally {
-    await teardown(dir);
   }
+  for (;;) {
+    const { dir, state } = await newCluster(engine, timing);
+    try {
+      if (await countedBootstrap(state, bootstraps)) return await failoverRun(state, bootstraps);
+    } finally {
+      await teardown(dir);
+    }
+  }
+}
+
+/** Bootstrap `state`'s cluster; one that does not get healthy is a result too (what it said is printed), not the end of the bench. */
+async function countedBootstrap(state: LocalState, bootstraps: Bootstraps): Promise<boolean> {
+  try {
+    bootstraps.seconds.push(await bootstrap(state));
+    return true;
+  } catch (e) {
+    bootstraps.failures++;
+    log(`bootstrap failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (bootstraps.failures > MAX_BOOTSTRAP_FAILURES) throw new Error(`${bootstraps.failures} bootstraps failed: giving up`);
+    return false;
+  }
+}
+
+/** On a bootstrapped cluster: idle usage, the failover rounds, idle usage again. */
+async function failoverRun(state: LocalState, bootstraps: Bootstraps): Promise<Result> {
+  const fresh = await idleUsage(state, Number(args.idle) * 1000);
+  log(`idle after bootstrap: ${usageLine(fresh)}`);
+
+  const rounds: Round[] = [];
+  const n = Number(args['failover-runs']);
+  for (let i = 1; i <= n; i++) {
+    log(`-- failover ${i} of ${n}`);
+    rounds.push(await failoverRound(state));
+  }
+  const settled = await idleUsage(state, Number(args.idle) * 1000);
+  log(`idle after the failovers: ${usageLine(settled)}`);
+  const med = (k: keyof Round) => median(rounds.map((r) => r[k]));
+  return {
+    bootstrapS: median(bootstraps.seconds),
+    bootstrapFailures: bootstraps.failures,
+    writeGapS: med('writeGapS'),
+    newPrimaryS: med('newPrimaryS'),
+    lostRows: rounds.reduce((sum, r) => sum + r.lostRows, 0),
+    rejoinS: med('rejoinS'),
+    rounds,
+    fresh,
+    settled,
+  };
 }
 
 /** kill -9 of the primary's daemon and postmaster under a writer; then the old primary is started again. */
@@ -191,6 +214,7 @@ async function kill9(state: LocalState, name: string): Promise<void> {
 function printTable(results: Map<Engine, Result>): void {
   const rows: Array<[string, (r: Result) => number, number]> = [
     ['bootstrap of 3 members, median (s)', (r) => r.bootstrapS, 1],
+    ['bootstraps that never got healthy', (r) => r.bootstrapFailures, 0],
     ['failover: longest write gap, median (s)', (r) => r.writeGapS, 2],
     ['failover: time to new primary, median (s)', (r) => r.newPrimaryS, 2],
     ['failover: acknowledged rows lost, all rounds', (r) => r.lostRows, 0],

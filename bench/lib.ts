@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { ClusterJson } from '../src/api/cluster-json.js';
 import { findBinDir } from '../src/postgres/bin.js';
 import { createLocalCluster, member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
-import { fetchCluster, localDown } from '../src/local/run.js';
+import { clusterProgress, fetchCluster, isHealthy, localDown, memberLogTails } from '../src/local/run.js';
 import { systemClock as clock } from '../src/util/clock.js';
 
 export { clock };
@@ -79,26 +79,24 @@ export async function waitUntil(fn: () => boolean | Promise<boolean>, ms: number
   }
 }
 
-/** One running leader and every other member running as a replica with a known lag. */
-export function isHealthy(c: ClusterJson | null, members: number): boolean {
-  if (!c) return false;
-  const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running').length;
-  const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number').length;
-  return leaders === 1 && replicas === members - 1;
-}
-
-/** Wait until the cluster is healthy (see isHealthy); returns the healthy view. */
+/** Wait until the cluster is healthy (src/local/run.ts isHealthy); returns the healthy view. */
 export async function healthy(state: LocalState, ms: number, everyMs = 100): Promise<ClusterJson> {
   let view: ClusterJson | null = null;
-  await waitUntil(
-    async () => {
-      view = await fetchCluster(state);
-      return isHealthy(view, state.members.length);
-    },
-    ms,
-    'a healthy cluster',
-    everyMs,
-  );
+  try {
+    await waitUntil(
+      async () => {
+        view = await fetchCluster(state);
+        return isHealthy(view, state.members.length);
+      },
+      ms,
+      'a healthy cluster',
+      everyMs,
+    );
+  } catch (e) {
+    // The cluster's dir goes at teardown: what it last said and each daemon's last lines go with the error.
+    const last = view ? clusterProgress(view, state.members.length) : 'no REST API answered';
+    throw new Error(`${e instanceof Error ? e.message : String(e)}; last: ${last}\n${memberLogTails(state)}`);
+  }
   return view!;
 }
 

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import type { ClusterJson } from '../src/api/cluster-json.js';
 import { member, startLocalEtcd, startMember, type LocalState } from '../src/local/cluster.js';
-import { fetchCluster } from '../src/local/run.js';
+import { fetchCluster, isHealthy } from '../src/local/run.js';
 import {
   GapWriter,
   client,
@@ -29,7 +29,6 @@ import {
   enginesFrom,
   fmt,
   healthy,
-  isHealthy,
   leaderIn,
   log,
   median,

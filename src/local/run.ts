@@ -1,5 +1,5 @@
 /** `pgwarden local up|status|down`: the one-machine cluster, with progress and a member table. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { clusterAsJson, type ClusterJson } from '../api/cluster-json.js';
@@ -46,21 +46,44 @@ export async function waitHealthy(state: LocalState, opts: { timeoutMs: number; 
   let last = '';
   for (;;) {
     const c = await fetchCluster(state);
-    const summary = c ? progress(c, state.members.length) : 'waiting for the REST API';
+    const summary = c ? clusterProgress(c, state.members.length) : 'waiting for the REST API';
     if (c && summary === 'healthy') return c;
     if (summary !== last) opts.out.info(`… ${summary}`);
     last = summary;
-    if (opts.clock.now() > deadline) throw new Error(`cluster not healthy after ${opts.timeoutMs / 1000}s (${summary}); see the logs in ${state.dir}`);
+    if (opts.clock.now() > deadline) {
+      throw new Error(`cluster not healthy after ${opts.timeoutMs / 1000}s (${summary}); the logs are in ${state.dir}\n${memberLogTails(state)}`);
+    }
     await opts.clock.sleep(500);
   }
 }
 
-function progress(c: ClusterJson, n: number): string {
+/** 'healthy' when one leader runs and every other of the `n` members runs as a replica with a known lag; else what is missing. */
+export function clusterProgress(c: ClusterJson, n: number): string {
   const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running');
   const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number');
   if (leaders.length === 1 && replicas.length === n - 1) return 'healthy';
   const states = c.members.map((m) => `${m.name}: ${m.role} ${m.state}`).join(', ');
   return `${leaders.length} leader, ${replicas.length}/${n - 1} replicas streaming (${states || 'no members yet'})`;
+}
+
+export function isHealthy(c: ClusterJson | null, n: number): boolean {
+  return c !== null && clusterProgress(c, n) === 'healthy';
+}
+
+/** The last `lines` lines of each member's daemon log, for an error that must say where a cluster got stuck. */
+export function memberLogTails(state: LocalState, lines = 12): string {
+  return state.members
+    .map((m) => {
+      let text = '';
+      try {
+        text = readFileSync(m.logFile, 'utf8');
+      } catch {
+        // no log yet
+      }
+      const tail = text.trimEnd().split('\n').slice(-lines).join('\n');
+      return `--- ${m.name}, last lines of ${m.logFile}:\n${tail || '(empty)'}`;
+    })
+    .join('\n');
 }
 
 /** GET /cluster from the first member whose REST API answers. */

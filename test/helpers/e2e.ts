@@ -16,7 +16,7 @@ import {
   type CreateOptions,
   type LocalState,
 } from '../../src/local/cluster.js';
-import { fetchCluster, localDown } from '../../src/local/run.js';
+import { fetchCluster, isHealthy, localDown, memberLogTails } from '../../src/local/run.js';
 import type { EtcdProcess } from '../../src/local/etcd.js';
 import { systemClock } from '../../src/util/clock.js';
 import { waitForExit } from '../../src/util/proc.js';
@@ -83,17 +83,12 @@ export async function waitHealthy(state: LocalState, timeoutMs = 120_000, expect
   let last: ClusterJson | null = null;
   try {
     return await waitFor('a leader and streaming replicas', timeoutMs, async () => {
-      const c = await fetchCluster(state);
-      last = c;
-      if (!c) return null;
-      const leaders = c.members.filter((m) => m.role === 'leader' && m.state === 'running');
-      const replicas = c.members.filter((m) => m.role !== 'leader' && m.state === 'running' && typeof m.lag === 'number');
-      return leaders.length === 1 && replicas.length === expectMembers - 1 ? c : null;
+      last = await fetchCluster(state);
+      return isHealthy(last, expectMembers) ? last : null;
     });
   } catch (e) {
     // The cluster's dir goes with the test: what it last said and each daemon's last lines go with the error.
-    const tails = state.members.map((m) => `--- ${m.name}, last lines of its log:\n${memberLog(state, m.name).trim().split('\n').slice(-12).join('\n')}`);
-    throw new Error([e instanceof Error ? e.message : String(e), `last /cluster: ${JSON.stringify(last)}`, ...tails].join('\n'));
+    throw new Error([e instanceof Error ? e.message : String(e), `last /cluster: ${JSON.stringify(last)}`, memberLogTails(state)].join('\n'));
   }
 }
 
