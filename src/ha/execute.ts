@@ -36,6 +36,8 @@ export interface ExecState {
   publish(state?: string): Promise<void>;
   /** The effective dynamic config now. */
   dynamic(): DynamicConfig;
+  /** Hands the loop a long action running in the background: a shutdown waits for it before stopping PostgreSQL. */
+  track(work: Promise<void>): void;
 }
 
 /** Generous bounds for PostgreSQL operations (the lock's safety does not depend on them). */
@@ -295,11 +297,13 @@ function setRewind(s: ExecState, v: RewindVerdict): void {
 function runLong(p: ExecutePorts, s: ExecState, name: string, fn: () => Promise<void>): Promise<void> {
   if (s.memory.actionInProgress) return Promise.resolve();
   s.memory = { ...s.memory, actionInProgress: { name, startedAt: p.clock.now() } };
-  void fn()
-    .catch((e: unknown) => p.log.error({ err: errorMessage(e), action: name }, 'action failed'))
-    .finally(() => {
-      s.memory = { ...s.memory, actionInProgress: null };
-      s.wake();
-    });
+  s.track(
+    fn()
+      .catch((e: unknown) => p.log.error({ err: errorMessage(e), action: name }, 'action failed'))
+      .finally(() => {
+        s.memory = { ...s.memory, actionInProgress: null };
+        s.wake();
+      }),
+  );
   return Promise.resolve();
 }

@@ -88,6 +88,8 @@ export class HaLoop {
   private memberWrites: Promise<unknown> = Promise.resolve();
   private stopping = false;
   private running: Promise<void> | null = null;
+  /** Long actions still running in the background (initdb, pg_basebackup, a start, a restart, a reinit): stop() waits for them. */
+  private readonly background = new Set<Promise<unknown>>();
   private guard: NodeJS.Timeout | null = null;
   private prevMembers: Cluster['members'] = [];
   private unwatch: (() => void) | null = null;
@@ -127,6 +129,7 @@ export class HaLoop {
       wake: () => this.wake(),
       publish: (state) => this.publishNow(state),
       dynamic: () => this.view.dynamic,
+      track: (work) => void this.track(work),
     };
     d.pg.configure(dynamic);
     this.slots = new SlotKeeper({ me: d.config.name, tags: d.config.tags, pg: d.pg, log: d.log, wallNow: () => d.clock.wallNow().getTime() });
@@ -152,6 +155,14 @@ export class HaLoop {
     return this.exclusive(() => this.tickNow());
   }
 
+  /** `work`, remembered until it settles, so that stop() can wait for it. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.background.add(work);
+    const forget = (): void => void this.background.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.serial.then(fn, fn);
     this.serial = run.catch(() => undefined);
@@ -171,7 +182,11 @@ export class HaLoop {
   }
 
   /** Restart PostgreSQL now, keeping its role (and the leader lock); resolves when done or failed. */
-  async restart(r: RestartRequest): Promise<{ ok: boolean; message: string }> {
+  restart(r: RestartRequest): Promise<{ ok: boolean; message: string }> {
+    return this.track(this.restartNow(r));
+  }
+
+  private async restartNow(r: RestartRequest): Promise<{ ok: boolean; message: string }> {
     const mismatch = this.restartMismatch(r);
     if (mismatch) {
       this.d.log.info(`not proceeding with the restart: ${mismatch}`);
@@ -261,18 +276,20 @@ export class HaLoop {
     if (cluster.leader.name === this.d.config.name) return 'I am the leader, can not reinitialize';
     const busy = await this.beginManual('reinitializing', force);
     if (busy) return `${busy} already in progress`;
-    void (async () => {
-      try {
-        await this.d.pg.stop('immediate', 60_000);
-        const where = await this.d.pg.moveDataDirAside('reinit');
-        this.d.log.warn({ movedTo: where }, 'reinitialize: data directory moved aside (kept, not deleted); building a new replica');
-        this.exec.memory = { ...this.exec.memory, rewind: null };
-      } catch (e) {
-        this.d.log.error({ err: errorMessage(e) }, 'reinitialize failed');
-      } finally {
-        this.endManual();
-      }
-    })();
+    void this.track(
+      (async () => {
+        try {
+          await this.d.pg.stop('immediate', 60_000);
+          const where = await this.d.pg.moveDataDirAside('reinit');
+          this.d.log.warn({ movedTo: where }, 'reinitialize: data directory moved aside (kept, not deleted); building a new replica');
+          this.exec.memory = { ...this.exec.memory, rewind: null };
+        } catch (e) {
+          this.d.log.error({ err: errorMessage(e) }, 'reinitialize failed');
+        } finally {
+          this.endManual();
+        }
+      })(),
+    );
     return null;
   }
 
@@ -332,8 +349,17 @@ export class HaLoop {
     this.wake();
     this.unwatch?.();
     await this.running;
-    this.clearGuard();
     const { pg, store, log } = this.d;
+    if (this.background.size > 0) {
+      // Stopping PostgreSQL under an initdb, a copy or a start would leave it half done, and the action would
+      // go on afterwards (a bootstrap starts PostgreSQL when initdb ends): let it finish, then stop what it made.
+      log.info({ action: this.exec.memory.actionInProgress?.name ?? 'a manual action' }, 'shutting down: waiting for the action in progress to finish');
+      await Promise.allSettled([...this.background]);
+      // It may have taken the lock (a bootstrap does): look again, so a primary we stop hands it over.
+      const cluster = await store.load().catch(() => null);
+      if (cluster) this.view.isLeader = cluster.leader?.name === this.d.config.name;
+    }
+    this.clearGuard();
     if (!opts.stopPostgres || this.view.dynamic.pause) {
       if (opts.stopPostgres) log.info('paused: the leader key is not deleted and postgresql is not stopped');
       this.d.watchdog?.disable();

@@ -124,3 +124,32 @@ test('bootstrap: once it published running, ticks during the rest of the bootstr
   assert.equal(await w.leaderKey(), 'm1');
   assert.equal(await state(), 'running');
 });
+
+test('SIGTERM during the bootstrap: stop() waits for it, then stops the postgres it started and hands the lock over', async () => {
+  const w = haWorld({ ttl: TTL, names: ['m1'] });
+  const n = w.nodes[0]!;
+  // Hold the bootstrap between initdb (postgres running) and taking the lock.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const acquire = n.store.attemptToAcquireLeader.bind(n.store);
+  let held = false;
+  n.store.attemptToAcquireLeader = async () => {
+    held = true;
+    await gate;
+    return acquire();
+  };
+  await n.loop.tick(); // starts the bootstrap in the background
+  for (let i = 0; i < 50 && !held; i++) await new Promise((r) => setImmediate(r));
+  assert.ok(held, 'the bootstrap reached the lock');
+  let stopped = false;
+  const stopping = n.loop.stop({ stopPostgres: true }).then(() => (stopped = true));
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(stopped, false, 'stop() waits for the bootstrap');
+  assert.equal(n.pg.running, true, 'postgres is not stopped under the bootstrap');
+  release();
+  await stopping;
+  assert.equal(n.pg.running, false, 'the postgres the bootstrap started is stopped');
+  const c = await n.store.load();
+  assert.equal(c.initialize, '7000', 'the bootstrap finished: initialize holds the system identifier');
+  assert.equal(c.leader, null, 'the lock the bootstrap took is handed over, not left to expire');
+});
