@@ -122,11 +122,14 @@ export async function localStatus(dir: string): Promise<string> {
 }
 
 /** Stop every daemon (they stop PostgreSQL cleanly), then etcd; by PID, and only our own processes. */
-export async function localDown(dir: string, out: Out): Promise<void> {
+export async function localDown(dir: string, out: Out, opts: { daemonStopMs?: number } = {}): Promise<void> {
   const state = loadState(dir);
+  const stopMs = opts.daemonStopMs ?? 90_000;
   await Promise.all(
     state.members.map(async (m) => {
-      if (await signalMember(state, m.name, 'SIGTERM', 90_000)) out.info(`stopped ${m.name}`);
+      if (await signalMember(state, m.name, 'SIGTERM', stopMs)) out.info(`stopped ${m.name}`);
+      // Still the daemon we started, still running: it would outlive `down`, which forgets its PID below.
+      else if (await signalMember(state, m.name, 'SIGKILL', 10_000)) out.info(`killed ${m.name} (pid ${m.pid}): it had not stopped ${stopMs / 1000} s after SIGTERM`);
       const pm = postmasterPid(state, m.name);
       if (pm !== null) {
         // The daemon died earlier (e.g. kill -9) and left PostgreSQL running: stop it too.
