@@ -8,7 +8,7 @@ import type { Cluster, DcsStore } from '../dcs/types.js';
 import { findMember } from '../dcs/types.js';
 import type { PostgresControl } from '../postgres/types.js';
 import type { Clock } from '../util/clock.js';
-import { PromoteCancelledError, errorMessage } from '../util/errors.js';
+import { CopyCancelledError, PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import type { HaDecision, HaMemory, RewindVerdict, Source } from './types.js';
 import type { Watchdog } from './watchdog.js';
@@ -173,7 +173,8 @@ async function bootstrapStandbyLeader(source: Source, p: ExecutePorts, s: ExecSt
     try {
       await p.pg.createReplica(source.conn.host ? source.conn : null, list.length ? list : ['basebackup']);
     } catch (e) {
-      p.log.error({ err: errorMessage(e), from: source.member }, 'could not copy the remote cluster: giving the initialize key back');
+      if (e instanceof CopyCancelledError) p.log.info({ from: source.member }, 'copy of the remote cluster cancelled (shutting down): giving the initialize key back');
+      else p.log.error({ err: errorMessage(e), from: source.member }, 'could not copy the remote cluster: giving the initialize key back');
       s.memory = { ...s.memory, bootstrapFailed: true };
       const obs = await p.pg.observe().catch(() => null);
       if (obs && obs.dataDir !== 'empty') {
@@ -299,7 +300,10 @@ function runLong(p: ExecutePorts, s: ExecState, name: string, fn: () => Promise<
   s.memory = { ...s.memory, actionInProgress: { name, startedAt: p.clock.now() } };
   s.track(
     fn()
-      .catch((e: unknown) => p.log.error({ err: errorMessage(e), action: name }, 'action failed'))
+      .catch((e: unknown) => {
+        if (e instanceof CopyCancelledError) p.log.info({ action: name }, errorMessage(e));
+        else p.log.error({ err: errorMessage(e), action: name }, 'action failed');
+      })
       .finally(() => {
         s.memory = { ...s.memory, actionInProgress: null };
         s.wake();

@@ -351,9 +351,12 @@ export class HaLoop {
     await this.running;
     const { pg, store, log } = this.d;
     if (this.background.size > 0) {
-      // Stopping PostgreSQL under an initdb, a copy or a start would leave it half done, and the action would
-      // go on afterwards (a bootstrap starts PostgreSQL when initdb ends): let it finish, then stop what it made.
+      // Stopping PostgreSQL under an initdb or a start would leave it half done, and the action would go on
+      // afterwards (a bootstrap starts PostgreSQL when initdb ends): let it finish, then stop what it made.
+      // A replica copy may take hours: it is cancelled (a partial pg_basebackup copy is removed; the next
+      // start copies again).
       log.info({ action: this.exec.memory.actionInProgress?.name ?? 'a manual action' }, 'shutting down: waiting for the action in progress to finish');
+      pg.cancelCopy();
       await Promise.allSettled([...this.background]);
       // It may have taken the lock (a bootstrap does): look again, so a primary we stop hands it over.
       const cluster = await store.load().catch(() => null);

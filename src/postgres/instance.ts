@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { DaemonConfig, DynamicConfig } from '../config/types.js';
 import { isTruthy } from '../config/values.js';
 import type { Clock } from '../util/clock.js';
-import { PostgresError, PromoteCancelledError, errorMessage } from '../util/errors.js';
+import { CopyCancelledError, PostgresError, PromoteCancelledError, errorMessage } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
 import { processStartTime } from '../util/proc.js';
 import { findBinDir } from './bin.js';
@@ -93,6 +93,8 @@ export class LocalPostgres implements PostgresControl {
   private binMajor: Promise<number> | null = null;
   /** The data dir is a pg_basebackup copy we synced and have not started yet. */
   private freshCopy = false;
+  /** The createReplica() in progress, for cancelCopy(). */
+  private copying: AbortController | null = null;
   /** Connect through the Unix socket, not TCP (a custom bootstrap before our passwords are set). */
   private viaSocket = false;
   /** Archive recovery settings while a custom bootstrap recovers (null otherwise). */
@@ -139,8 +141,8 @@ export class LocalPostgres implements PostgresControl {
     this.dynamic = dynamic;
   }
 
-  private run(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
-    return runPg(join(this.bin, name), args, { timeoutMs, env });
+  private run(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<RunResult> {
+    return runPg(join(this.bin, name), args, { timeoutMs, env, ...(signal ? { signal } : {}) });
   }
 
   private async mustRun(name: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
@@ -569,19 +571,32 @@ export class LocalPostgres implements PostgresControl {
     const methods = from ? configured : configured.filter((m) => replicaMethodWorksWithoutLeader(this.cfg, m));
     if (methods.length === 0) throw new PostgresError('no replica method works without a running member to copy from');
     let last: unknown = null;
-    for (const method of methods) {
-      try {
-        if (method === 'basebackup') await this.basebackup(from!);
-        else await this.customReplicaMethod(method, from);
-        this.log.info({ method }, `replica has been created using ${method}`);
-        this.cachedControl = null;
-        return;
-      } catch (e) {
-        last = e;
-        this.log.error({ method, err: errorMessage(e) }, 'replica method failed');
+    const copying = new AbortController();
+    this.copying = copying;
+    try {
+      for (const method of methods) {
+        try {
+          if (method === 'basebackup') await this.basebackup(from!, copying.signal);
+          else await this.customReplicaMethod(method, from, copying.signal);
+          this.log.info({ method }, `replica has been created using ${method}`);
+          this.cachedControl = null;
+          return;
+        } catch (e) {
+          if (copying.signal.aborted) throw new CopyCancelledError(`${method} cancelled: the daemon is shutting down`, { cause: e });
+          last = e;
+          this.log.error({ method, err: errorMessage(e) }, 'replica method failed');
+        }
       }
+    } finally {
+      this.copying = null;
     }
     throw new PostgresError(`no replica method succeeded (last: ${errorMessage(last)})`);
+  }
+
+  cancelCopy(): void {
+    if (!this.copying || this.copying.signal.aborted) return;
+    this.log.info('cancelling the replica copy in progress');
+    this.copying.abort();
   }
 
   /**
@@ -589,7 +604,7 @@ export class LocalPostgres implements PostgresControl {
    * plus its own options as `--key=value`), run as the PostgreSQL user with the replication password
    * in a pgpass file. A data dir it finds non-empty is moved aside first (never deleted) unless keep_data.
    */
-  private async customReplicaMethod(method: string, from: UpstreamConn | null): Promise<void> {
+  private async customReplicaMethod(method: string, from: UpstreamConn | null, signal: AbortSignal): Promise<void> {
     const options: Record<string, unknown> = { ...(this.cfg.postgresql.replica_methods?.[method] ?? {}) };
     const command = typeof options.command === 'string' ? options.command : method;
     delete options.command;
@@ -608,7 +623,7 @@ export class LocalPostgres implements PostgresControl {
     const pgpass = from ? writePgpass(from.host, from.port, repl) : null;
     this.log.info({ method, command: argv[0] }, 'running replica method');
     try {
-      const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: 24 * 3600_000, env: { ...(pgpass ? { PGPASSFILE: pgpass } : {}), PGAPPNAME: this.cfg.name } });
+      const r = await runPg(argv[0]!, argv.slice(1), { timeoutMs: 24 * 3600_000, env: { ...(pgpass ? { PGPASSFILE: pgpass } : {}), PGAPPNAME: this.cfg.name }, signal });
       if (r.code !== 0) throw new PostgresError(`${method}: ${command} exited with ${exitText(r)}: ${lastLines(r.stderr || r.stdout, 3)}`);
     } finally {
       if (pgpass) rmSync(pgpass, { force: true });
@@ -616,7 +631,7 @@ export class LocalPostgres implements PostgresControl {
     if (this.dataDirState() !== 'initialized') throw new PostgresError(`${method} finished but left no PostgreSQL data directory in ${this.dataDir}`);
   }
 
-  private async basebackup(from: UpstreamConn): Promise<void> {
+  private async basebackup(from: UpstreamConn, signal: AbortSignal): Promise<void> {
     const options = toolArgs('postgresql.basebackup', this.cfg.postgresql.basebackup, BASEBACKUP_NOT_ALLOWED);
     this.assertEmpty();
     ensureDir(this.dataDir, 0o700);
@@ -626,7 +641,7 @@ export class LocalPostgres implements PostgresControl {
     this.log.info({ from: `${from.host}:${from.port}`, options }, 'running pg_basebackup');
     // The copy's first start needs the version of our programs: asked meanwhile, not after the copy.
     this.toolsMajor().catch(() => undefined);
-    const r = await this.run('pg_basebackup', args, 24 * 3600_000, { PGPASSWORD: repl.password ?? '', PGAPPNAME: this.cfg.name });
+    const r = await this.run('pg_basebackup', args, 24 * 3600_000, { PGPASSWORD: repl.password ?? '', PGAPPNAME: this.cfg.name }, signal);
     if (r.code !== 0) {
       // The directory was empty before (checked above): whatever is in it now is pg_basebackup's partial copy.
       for (const e of readdirSync(this.dataDir)) rmSync(join(this.dataDir, e), { recursive: true, force: true });

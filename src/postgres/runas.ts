@@ -86,17 +86,37 @@ export function spawnServer(bin: string, args: readonly string[], logFile: strin
 export function runPg(
   bin: string,
   args: readonly string[],
-  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string },
+  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string; signal?: AbortSignal },
 ): Promise<RunResult> {
   const user = runAsUser();
   return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      resolve({ code: null, stdout: '', stderr: 'not started: cancelled', timedOut: false });
+      return;
+    }
+    // A cancellable program runs in a process group of its own, and is stopped with all of it: pg_basebackup
+    // forks a WAL streamer that outlives a parent killed by a signal (its atexit cleanup does not run), and a
+    // replica method script may start programs of its own. The group is ours while any of them lives.
+    const group = opts.signal !== undefined;
     const child = spawn(bin, args, {
       // '/' rather than ours: the PostgreSQL user may not be allowed into our working directory.
       cwd: opts.cwd ?? '/',
       env: pgEnv(user, opts.env),
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: group,
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
+    const kill = (sig: NodeJS.Signals): void => {
+      if (group && child.pid) {
+        try {
+          process.kill(-child.pid, sig);
+          return;
+        } catch {
+          // the group is gone already
+        }
+      }
+      child.kill(sig);
+    };
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -108,14 +128,21 @@ export function runPg(
     });
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      kill('SIGKILL');
     }, opts.timeoutMs);
-    child.on('error', (e) => {
+    // Cancelled (a shutdown): the program is asked to stop as a service manager would ask it.
+    const cancel = (): void => kill('SIGTERM');
+    opts.signal?.addEventListener('abort', cancel, { once: true });
+    const done = (): void => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', cancel);
+    };
+    child.on('error', (e) => {
+      done();
       reject(e);
     });
     child.on('close', (code) => {
-      clearTimeout(timer);
+      done();
       resolve({ code, stdout, stderr, timedOut });
     });
   });

@@ -93,6 +93,13 @@ export interface PostgresControl {
    */
   createReplica(from: UpstreamConn | null, methods?: readonly string[]): Promise<void>;
   /**
+   * Stop a createReplica() in progress (the daemon shuts down): its program (pg_basebackup, a replica
+   * method) is sent SIGTERM and no further method is tried; createReplica() then rejects with
+   * CopyCancelledError. A partial pg_basebackup copy is removed as after any failed one (the directory was
+   * empty before). Without a copy in progress it does nothing.
+   */
+  cancelCopy(): void;
+  /**
    * Write postgresql.conf/pg_hba.conf/standby config and start; waits until it accepts connections.
    * Always starts read-only: `upstream: null` is a standby with nobody to stream from, never a primary
    * (only promote() makes a primary). Already running: only waits until it accepts connections.

@@ -21,6 +21,9 @@ export class PostgresError extends PgwardenError {}
 /** pre_promote said no: the lock must be given back (Patroni releases it and backs off for ttl). */
 export class PromoteCancelledError extends PostgresError {}
 
+/** A replica copy stopped by cancelCopy() (a shutdown), not failed. */
+export class CopyCancelledError extends PostgresError {}
+
 /** Bad user input: a config file, a flag, a request body. Carries a path like `postgresql.data_dir`. */
 export class ConfigError extends PgwardenError {
   constructor(

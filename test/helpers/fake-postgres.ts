@@ -143,6 +143,10 @@ export class FakePostgres implements PostgresControl {
     this.inRecovery = true;
   }
 
+  cancelCopy(): void {
+    this.calls.push('cancelCopy');
+  }
+
   async start(opts: { upstream: UpstreamConn | null }): Promise<void> {
     this.calls.push(`start:${opts.upstream?.port ?? 'none'}`);
     if (this.failStart) throw new Error('start failed (test fault)');

@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/util/log.js';
 import { testDaemonConfig } from '../helpers/config.js';
 import { freePort } from '../../src/util/net.js';
 import { waitForExit } from '../../src/util/proc.js';
+import { CopyCancelledError } from '../../src/util/errors.js';
 
 let root: string;
 const instances: LocalPostgres[] = [];
@@ -498,4 +499,27 @@ test("bootstrap: initdb's output is synced while the server starts, and the boot
   const end = Number(/^end (\d+)$/.exec(lines[1] ?? '')?.[1]);
   assert.ok(end > 0 && done >= end, `bootstrap returned at ${done}, the sync ended at ${end}`);
   await f.stop('fast', 30_000);
+});
+
+test('cancelCopy: a pg_basebackup in progress is stopped, its partial copy removed, no further method tried', async () => {
+  const marker = join(root, 'g-marker');
+  // A copy at pg_basebackup's lowest rate (32 kB/s) takes minutes: it is still running when cancelled.
+  const g = await instance('g', {
+    basebackup: [{ 'max-rate': '32k' }],
+    create_replica_methods: ['basebackup', 'marker'],
+    replica_methods: { marker: { command: `touch ${marker}`, no_params: true } },
+  });
+  const copy = g.createReplica(conn(a));
+  try {
+    await until('pg_basebackup to start writing', 60_000, async () => existsSync(join(g.dataDir, 'PG_VERSION')));
+    g.cancelCopy();
+    await assert.rejects(copy, CopyCancelledError);
+    assert.equal((await g.observe()).dataDir, 'empty', 'the partial copy is removed');
+    assert.equal(existsSync(marker), false, 'the next replica method was not tried');
+  } finally {
+    // Whatever failed above, no copy outlives the test.
+    g.cancelCopy();
+    await copy.catch(() => undefined);
+  }
+  g.cancelCopy(); // nothing in progress: a no-op
 });

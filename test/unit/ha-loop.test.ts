@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { haWorld } from '../helpers/ha-world.js';
+import { CopyCancelledError } from '../../src/util/errors.js';
 
 const TTL = 10;
 
@@ -152,4 +153,23 @@ test('SIGTERM during the bootstrap: stop() waits for it, then stops the postgres
   const c = await n.store.load();
   assert.equal(c.initialize, '7000', 'the bootstrap finished: initialize holds the system identifier');
   assert.equal(c.leader, null, 'the lock the bootstrap took is handed over, not left to expire');
+});
+
+test('SIGTERM during a replica copy: stop() cancels the copy, waits for it to end, then returns', async () => {
+  const w = haWorld({ ttl: TTL, names: ['m1', 'm2'] });
+  // A copy that runs until it is cancelled, on whichever member does not bootstrap.
+  const cancels = new Map<string, () => void>();
+  for (const n of w.nodes) {
+    n.pg.createReplica = () => new Promise<void>((_, reject) => cancels.set(n.name, () => reject(new CopyCancelledError('cancelled (test)'))));
+    n.pg.cancelCopy = () => {
+      n.pg.calls.push('cancelCopy');
+      cancels.get(n.name)?.();
+    };
+  }
+  await w.round(4);
+  const copying = w.nodes.find((n) => cancels.has(n.name));
+  assert.ok(copying, 'a member is copying');
+  await copying.loop.stop({ stopPostgres: true });
+  assert.ok(copying.pg.calls.includes('cancelCopy'), 'the copy was cancelled');
+  assert.equal(copying.pg.running, false);
 });
