@@ -5,8 +5,9 @@
  * behind it (a daemon that never exits, a server nobody stops, an `initialize` key never written).
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { postmasterPid, signalMember, startMember } from '../../src/local/cluster.js';
+import { member, postmasterPid, signalMember, startMember } from '../../src/local/cluster.js';
 import { memberLog, query, startTestCluster, waitFor, waitHealthy, type TestCluster } from '../helpers/e2e.js';
 
 let tc: TestCluster;
@@ -34,4 +35,21 @@ test('SIGTERM during the bootstrap: the daemon finishes it, stops PostgreSQL and
   assert.equal(view.members[0]!.role, 'leader');
   const rows = await query(tc.state, name, 'SELECT 1 AS one');
   assert.equal(rows[0]?.one, 1);
+});
+
+test('SIGTERM during a replica copy: the copy is cancelled, its partial data removed, and the daemon exits', async () => {
+  // pg_basebackup at its lowest rate (32 kB/s) copies for minutes: it is still running when the signal comes.
+  const c = await startTestCluster({ members: 2, extra: { postgresql: { basebackup: [{ 'max-rate': '32k' }] } } });
+  try {
+    const copier = await waitFor('a member to run pg_basebackup', 120_000, async () => c.state.members.find((m) => memberLog(c.state, m.name).includes('running pg_basebackup'))?.name);
+    const { dataDir } = member(c.state, copier);
+    await waitFor('the copy to start writing', 60_000, async () => existsSync(`${dataDir}/PG_VERSION`));
+    assert.equal(await signalMember(c.state, copier, 'SIGTERM', 90_000), true, `the daemon did not exit after SIGTERM:\n${memberLog(c.state, copier).slice(-3000)}`);
+    const log = memberLog(c.state, copier);
+    assert.match(log, /cancelling the replica copy in progress/);
+    assert.match(log, /basebackup cancelled: the daemon is shutting down/);
+    assert.deepEqual(existsSync(dataDir) ? readdirSync(dataDir) : [], [], 'the partial copy is removed');
+  } finally {
+    await c.destroy();
+  }
 });
