@@ -76,6 +76,11 @@ const { values: args } = parseArgs({
 });
 
 const timing = timingFrom(args);
+const bootstrapRuns = Number(args['bootstrap-runs']);
+if (!Number.isInteger(bootstrapRuns) || bootstrapRuns < 1) {
+  process.stderr.write(`--bootstrap-runs must be a whole number of at least 1, not ${JSON.stringify(args['bootstrap-runs'])}\n`);
+  process.exit(2);
+}
 
 async function main(): Promise<void> {
   const engines = enginesFrom(args.only);
@@ -95,20 +100,14 @@ interface Bootstraps {
   failures: number;
 }
 
+/** Fresh clusters until --bootstrap-runs of them got healthy; the failover part runs on the last one. */
 async function runOne(engine: Engine): Promise<Result> {
   const bootstraps: Bootstraps = { seconds: [], failures: 0 };
-  for (let i = 1; i < Number(args['bootstrap-runs']); i++) {
-    const { dir, state } = await newCluster(engine, timing);
-    try {
-      await countedBootstrap(state, bootstraps);
-    } finally {
-      await teardown(dir);
-    }
-  }
   for (;;) {
     const { dir, state } = await newCluster(engine, timing);
     try {
-      if (await countedBootstrap(state, bootstraps)) return await failoverRun(state, bootstraps);
+      const ok = await countedBootstrap(state, bootstraps);
+      if (ok && bootstraps.seconds.length >= bootstrapRuns) return await failoverRun(state, bootstraps);
     } finally {
       await teardown(dir);
     }
